@@ -1,0 +1,76 @@
+"""Aggregation of enriched positions into the LCR / NSFR components of each entity."""
+
+from __future__ import annotations
+
+from regcalc_assets.sparkapi import functions_for
+
+HQLA_COMPONENTS = {"L1": "HQLA_L1", "L2A": "HQLA_L2A", "L2B_RMBS": "HQLA_L2B_RMBS", "L2B_OTHER": "HQLA_L2B_OTHER"}
+COMPONENTS = [*HQLA_COMPONENTS.values(), "OUTFLOWS", "INFLOWS", "ASF", "RSF"]
+# component -> (contribution factor column, column naming the factor-table row)
+FLOW_COMPONENTS = {
+    "OUTFLOWS": ("outflow_rate", "outflow_rule"),
+    "INFLOWS": ("inflow_rate", "inflow_rule"),
+    "ASF": ("asf_factor", "asf_rule"),
+    "RSF": ("rsf_factor", "rsf_rule"),
+}
+KEYS = ["business_date", "entity_id", "reporting_currency"]
+
+
+def contributions(enriched):
+    """One row per (position, component) it contributes to: amount x factor (HQLA: amount x (1 - haircut))."""
+    F, _ = functions_for(enriched)
+    level_component = None
+    for level, component in HQLA_COMPONENTS.items():
+        cond = F.col("hqla_level") == F.lit(level)
+        level_component = F.when(cond, F.lit(component)) if level_component is None else level_component.when(cond, F.lit(component))
+    parts = [
+        enriched.where(F.col("hqla_level").isNotNull()).select(
+            *KEYS, "position_id", "source_system", "product",
+            level_component.alias("component"),
+            F.col("haircut_rule").alias("factor_rule"),
+            (F.col("amount") * (F.lit(1.0) - F.col("haircut"))).alias("contribution"),
+        )
+    ]
+    for component, (factor, rule) in FLOW_COMPONENTS.items():
+        parts.append(
+            enriched.where(F.col(factor).isNotNull()).select(
+                *KEYS, "position_id", "source_system", "product",
+                F.lit(component).alias("component"),
+                F.col(rule).alias("factor_rule"),
+                (F.col("amount") * F.col(factor)).alias("contribution"),
+            )
+        )
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out
+
+
+def component_breakdown(enriched):
+    """Finer categories: one row per (entity, component, factor-table row, product) with its sum and count."""
+    F, _ = functions_for(enriched)
+    return (
+        contributions(enriched)
+        .groupBy(*KEYS, "component", "factor_rule", "product")
+        .agg(F.sum("contribution").alias("amount"), F.count(F.lit(1)).alias("position_count"))
+    )
+
+
+def aggregate_components(breakdown, profiles):
+    """All eight components for every valid entity (0 where nothing contributes)."""
+    F, _ = functions_for(breakdown)
+    session = profiles.sparkSession if hasattr(profiles, "sparkSession") else profiles.session
+    names = session.createDataFrame([(c, i) for i, c in enumerate(COMPONENTS)], "component string, component_order int")
+    sums = breakdown.groupBy("business_date", "entity_id", "component").agg(
+        F.sum("amount").alias("amount"), F.sum("position_count").alias("position_count")
+    )
+    entities = profiles.where(F.col("entity_valid")).select(*KEYS)
+    return (
+        entities.crossJoin(names)
+        .join(sums, on=["business_date", "entity_id", "component"], how="left")
+        .select(
+            *KEYS, "component", "component_order",
+            F.coalesce(F.col("amount"), F.lit(0.0)).cast("double").alias("amount"),
+            F.coalesce(F.col("position_count"), F.lit(0)).cast("bigint").alias("position_count"),
+        )
+    )

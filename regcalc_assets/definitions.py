@@ -1,0 +1,28 @@
+"""The one Dagster entry point: every asset, check, job and schedule of regcalc."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from regcalc_assets.aggregation import assets as aggregation
+from regcalc_assets.enrichment import assets as enrichment
+from regcalc_assets.landing import assets as landing
+from regcalc_assets.metrics import assets as metrics
+from regcalc_assets.publication import assets as publication
+from regcalc_assets.schedules import eod_job, eod_schedule
+from regcalc_assets.validation import assets as validation
+from regcalc_resources import build_resources
+
+ALL_ASSETS = dg.load_assets_from_modules([landing, validation, enrichment, aggregation, metrics, publication])
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=[eod_job],
+        schedules=[eod_schedule],
+        resources=build_resources(),
+    )
+
+
+defs = build_definitions()

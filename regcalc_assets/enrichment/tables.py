@@ -1,0 +1,75 @@
+"""Regulatory factor tables: versioned YAML data compiled into first-match-wins column expressions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+
+DEFAULT_REGIME = "bcbs_238_295_v1"
+# Contract defaults of the boolean flags (landing-zone.md): null performing means true, others false.
+FLAG_DEFAULTS = {"performing": True, "insured": False, "stable_relationship": False, "operational": False}
+COMPARATORS = {"ge": "__ge__", "gt": "__gt__", "le": "__le__", "lt": "__lt__"}
+
+
+@dataclass(frozen=True)
+class TableRow:
+    id: str
+    when: dict
+    value: object
+    op: str = "value"
+
+
+@dataclass(frozen=True)
+class FactorTables:
+    regime: str
+    version: int
+    tables: dict  # name -> tuple[TableRow, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.regime}@v{self.version}"
+
+
+@lru_cache(maxsize=8)
+def load_factor_tables(name: str = DEFAULT_REGIME) -> FactorTables:
+    """Load a regime's tables shipped in ``regcalc_assets/enrichment/factors/<name>.yaml``."""
+    text = resources.files("regcalc_assets.enrichment").joinpath("factors", f"{name}.yaml").read_text()
+    doc = yaml.safe_load(text)
+    tables = {
+        table: tuple(TableRow(r["id"], r.get("when") or {}, r["value"], r.get("op", "value")) for r in rows)
+        for table, rows in doc["tables"].items()
+    }
+    return FactorTables(doc["regime"], int(doc["version"]), tables)
+
+
+def condition(F, when: dict):
+    """AND of a table row's conditions as a null-safe boolean column."""
+    cond = F.lit(True)
+    for column, expected in when.items():
+        col = F.col(column)
+        if isinstance(expected, bool):
+            if column in FLAG_DEFAULTS:
+                col = F.coalesce(col, F.lit(FLAG_DEFAULTS[column]))
+            term = col == F.lit(expected)
+        elif isinstance(expected, list):
+            term = col.isin(*expected)
+        elif isinstance(expected, dict):
+            term = F.lit(True)
+            for op, bound in expected.items():
+                term = term & getattr(col, COMPARATORS[op])(F.lit(bound))
+        else:
+            term = col == F.lit(expected)
+        cond = cond & F.coalesce(term, F.lit(False))
+    return cond
+
+
+def first_match(F, rows: tuple[TableRow, ...], pick):
+    """CASE WHEN row1 THEN pick(row1) WHEN row2 ... END (null when no row matches)."""
+    expr = None
+    for row in rows:
+        cond = condition(F, row.when)
+        expr = F.when(cond, pick(row)) if expr is None else expr.when(cond, pick(row))
+    return expr

@@ -1,0 +1,92 @@
+"""Final metrics: HQLA caps, inflow cap, LCR and NSFR from the components (liquidity-rules.md)."""
+
+from __future__ import annotations
+
+from regcalc_assets.sparkapi import functions_for
+
+TOTALS = {  # output column -> component
+    "hqla_l1": "HQLA_L1",
+    "hqla_l2a": "HQLA_L2A",
+    "hqla_l2b_rmbs": "HQLA_L2B_RMBS",
+    "hqla_l2b_other": "HQLA_L2B_OTHER",
+    "total_outflows": "OUTFLOWS",
+    "total_inflows": "INFLOWS",
+    "asf": "ASF",
+    "rsf": "RSF",
+}
+METRIC_COLUMNS = [
+    "business_date", "entity_id", "reporting_currency", "hqla_l1", "hqla_l2a", "hqla_l2b", "adj15",
+    "adj40", "hqla", "total_outflows", "total_inflows", "capped_inflows", "net_outflows", "lcr",
+    "asf", "rsf", "nsfr",
+]
+
+
+def pivot_components(components):
+    """One row per entity with one column per component."""
+    F, _ = functions_for(components)
+    sums = [
+        F.sum(F.when(F.col("component") == F.lit(comp), F.col("amount")).otherwise(F.lit(0.0))).alias(col)
+        for col, comp in TOTALS.items()
+    ]
+    return components.groupBy("business_date", "entity_id", "reporting_currency").agg(*sums)
+
+
+def hqla_stock(totals):
+    """Post-haircut levels, the 15% and 40% caps, and the HQLA stock."""
+    F, _ = functions_for(totals)
+    l1, l2a = F.col("hqla_l1"), F.col("hqla_l2a")
+    l2b = F.col("hqla_l2b_rmbs") + F.col("hqla_l2b_other")
+    adj15 = F.greatest(l2b - F.lit(15.0 / 85.0) * (l1 + l2a), l2b - F.lit(15.0 / 60.0) * l1, F.lit(0.0))
+    return (
+        totals.withColumn("hqla_l2b", l2b)
+        .withColumn("adj15", adj15)
+        .withColumn("adj40", F.greatest(l2a + F.col("hqla_l2b") - F.col("adj15") - F.lit(2.0 / 3.0) * l1, F.lit(0.0)))
+        .withColumn("hqla", l1 + l2a + F.col("hqla_l2b") - F.col("adj15") - F.col("adj40"))
+    )
+
+
+def ratios(totals):
+    """Inflow cap (75% of outflows), net outflows, LCR and NSFR (null on a zero denominator)."""
+    F, _ = functions_for(totals)
+    out, inflows = F.col("total_outflows"), F.col("total_inflows")
+    return (
+        totals.withColumn("capped_inflows", F.least(inflows, F.lit(0.75) * out))
+        .withColumn("net_outflows", out - F.col("capped_inflows"))
+        .withColumn("lcr", F.when(F.col("net_outflows") != F.lit(0.0), F.col("hqla") / F.col("net_outflows")))
+        .withColumn("nsfr", F.when(F.col("rsf") != F.lit(0.0), F.col("asf") / F.col("rsf")))
+    )
+
+
+def compute_final_metrics(components):
+    """Components -> one row per (business_date, entity_id) with every figure of the LCR and NSFR."""
+    return ratios(hqla_stock(pivot_components(components))).select(*METRIC_COLUMNS)
+
+
+def with_position_counts(metrics, accepted, quarantined):
+    """Attach positions_accepted / positions_quarantined per entity (0 where none)."""
+    F, _ = functions_for(metrics)
+    acc = accepted.groupBy("business_date", "entity_id").agg(F.count(F.lit(1)).alias("positions_accepted"))
+    qua = quarantined.groupBy("business_date", "entity_id").agg(F.count(F.lit(1)).alias("positions_quarantined"))
+    return (
+        metrics.join(acc, on=["business_date", "entity_id"], how="left")
+        .join(qua, on=["business_date", "entity_id"], how="left")
+        .select(
+            *METRIC_COLUMNS,
+            F.coalesce(F.col("positions_accepted"), F.lit(0)).cast("bigint").alias("positions_accepted"),
+            F.coalesce(F.col("positions_quarantined"), F.lit(0)).cast("bigint").alias("positions_quarantined"),
+        )
+    )
+
+
+def figures_table(rows: list[dict]) -> str:
+    """Markdown table of the headline figures, for run metadata and the command line."""
+    def fmt(v, ratio=False):
+        return "n/a" if v is None else (f"{v:.4f}" if ratio else f"{v:,.2f}")
+
+    lines = ["| entity | ccy | HQLA | net outflows | LCR | ASF | RSF | NSFR |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: r["entity_id"]):
+        lines.append(
+            f"| {r['entity_id']} | {r['reporting_currency']} | {fmt(r['hqla'])} | {fmt(r['net_outflows'])} | "
+            f"{fmt(r['lcr'], True)} | {fmt(r['asf'])} | {fmt(r['rsf'])} | {fmt(r['nsfr'], True)} |"
+        )
+    return "\n".join(lines)

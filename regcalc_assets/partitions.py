@@ -1,0 +1,31 @@
+"""Partitions shared by every stage: business date x legal entity.
+
+Entities are a dynamic dimension: a new entity in a delivery's entities file becomes a partition
+without a code change (the EOD command and schedule register it).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+ENTITY_PARTITIONS = "legal_entities"
+BUSINESS_DATES = dg.DailyPartitionsDefinition(start_date="2020-01-01", end_offset=1)
+LEGAL_ENTITIES = dg.DynamicPartitionsDefinition(name=ENTITY_PARTITIONS)
+DATE_ENTITY = dg.MultiPartitionsDefinition({"date": BUSINESS_DATES, "entity": LEGAL_ENTITIES})
+
+
+def run_scope(context) -> tuple[str, list[str]]:
+    """The business date and the entities that a (possibly ranged) run covers."""
+    keys = context.partition_keys
+    dates = sorted({k.keys_by_dimension["date"] for k in keys})
+    if len(dates) != 1:
+        raise ValueError(f"a run covers exactly one business date, got {dates}")
+    return dates[0], sorted({k.keys_by_dimension["entity"] for k in keys})
+
+
+def date_range_tags(business_date: str, first_entity: str, last_entity: str) -> dict[str, str]:
+    """Run tags that target every partition of one date from first_entity to last_entity (dynamic order)."""
+    return {
+        "dagster/asset_partition_range_start": f"{business_date}|{first_entity}",
+        "dagster/asset_partition_range_end": f"{business_date}|{last_entity}",
+    }

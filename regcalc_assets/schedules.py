@@ -1,0 +1,48 @@
+"""The end-of-day batch: a job over every stage, and a weekday-evening schedule for it."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from regcalc_assets.partitions import DATE_ENTITY, ENTITY_PARTITIONS, date_range_tags
+
+eod_job = dg.define_asset_job(
+    "eod_job",
+    selection=dg.AssetSelection.all(),
+    partitions_def=DATE_ENTITY,
+    description="Every stage, landing zone to warehouse, for one business date and its entities.",
+)
+
+
+def eod_run_request(instance, business_date: str, entities: list[str]) -> dg.RunRequest:
+    """Register the entities as partitions and request one run covering all of them for the date."""
+    known = instance.get_dynamic_partitions(ENTITY_PARTITIONS)
+    new = [e for e in entities if e not in known]
+    if new:
+        instance.add_dynamic_partitions(ENTITY_PARTITIONS, sorted(new))
+    order = instance.get_dynamic_partitions(ENTITY_PARTITIONS)
+    wanted = [e for e in order if e in set(entities)]
+    return dg.RunRequest(
+        run_key=f"eod-{business_date}",
+        tags={**date_range_tags(business_date, wanted[0], wanted[-1]), "regcalc/business_date": business_date},
+    )
+
+
+@dg.schedule(job=eod_job, cron_schedule="30 19 * * 1-5", execution_timezone="UTC",
+             description="EOD batch at 19:30 UTC on weekdays: every entity of that day's delivery.")
+def eod_schedule(context: dg.ScheduleEvaluationContext):
+    from regcalc_assets.landing.logic import LandingFileError, delivered_entity_ids
+
+    business_date = context.scheduled_execution_time.date().isoformat()
+    landing = os.environ.get("REGCALC_LANDING")
+    if not landing:
+        return dg.SkipReason("REGCALC_LANDING is not set")
+    try:
+        entities = delivered_entity_ids(landing, business_date)
+    except LandingFileError as exc:
+        return dg.SkipReason(str(exc))
+    if not entities:
+        return dg.SkipReason(f"no entities delivered for {business_date}")
+    return eod_run_request(context.instance, business_date, entities)

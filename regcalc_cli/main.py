@@ -1,0 +1,120 @@
+"""The `regcalc` command line: generate a landing zone, run the EOD batch, report, demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import click
+
+
+def _landing(landing: str | None) -> str:
+    root = landing or os.environ.get("REGCALC_LANDING")
+    if not root:
+        raise click.UsageError("no landing zone: pass --landing DIR or set REGCALC_LANDING")
+    if not Path(root).is_dir():
+        raise click.UsageError(f"landing zone {root} does not exist")
+    return str(Path(root).resolve())
+
+
+def _date(value: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from exc
+
+
+@click.group()
+def cli():
+    """regcalc: LCR and NSFR per legal entity and business date, on Dagster."""
+
+
+@cli.command()
+@click.option("--landing", required=True, type=click.Path(file_okay=False), help="landing root to write")
+@click.option("--start-date", required=True, help="first business date (YYYY-MM-DD)")
+@click.option("--days", default=1, show_default=True, type=int, help="business dates (weekdays) to write")
+@click.option("--entities", default=4, show_default=True, type=int)
+@click.option("--positions", default=10_000, show_default=True, type=int, help="positions per business date")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--format", "fmt", default="parquet", type=click.Choice(["parquet", "csv"]), show_default=True)
+@click.option("--bad-row-rate", default=0.001, show_default=True, type=float, help="share of contract-breaking rows")
+def generate(landing, start_date, days, entities, positions, seed, fmt, bad_row_rate):
+    """Write a realistic sample landing zone."""
+    from regcalc_assets.landing.generate import generate_landing
+
+    summary = generate_landing(landing, dt.date.fromisoformat(_date(start_date)), days, entities, positions, seed,
+                               fmt=fmt, bad_row_rate=bad_row_rate)
+    dates = summary.get("dates", [])
+    click.echo(f"wrote {len(dates)} business date(s) to {landing}: {', '.join(map(str, dates))}")
+
+
+@cli.command()
+@click.option("--date", "business_date", required=True, help="business date (YYYY-MM-DD)")
+@click.option("--landing", default=None, help="landing root (default $REGCALC_LANDING)")
+@click.option("--entity", "entities", multiple=True, help="only these entities (repeatable)")
+def eod(business_date, landing, entities):
+    """Materialize every stage for one business date (all entities unless named)."""
+    from regcalc_cli.eod import run_eod
+    from regcalc_cli.instance import get_instance
+
+    business_date = _date(business_date)
+    result = run_eod(get_instance(), business_date, _landing(landing), list(entities) or None)
+    status = "ok" if result.success else "FAILED"
+    click.echo(
+        f"eod {business_date}: {status} - {len(result.entities)} entities in {len(result.run_ids)} run(s), "
+        f"{result.seconds:.1f}s (runs: {', '.join(result.run_ids)})"
+    )
+    if not result.success:
+        click.echo(f"error: {result.error}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--date", "business_date", required=True)
+@click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json"]), show_default=True)
+def report(business_date, fmt):
+    """One row per entity: HQLA, outflows, inflows, LCR, ASF, RSF, NSFR and position counts."""
+    from regcalc_cli.report import fetch_report, render
+    from regcalc_resources import build_resources
+
+    rows = fetch_report(build_resources()["warehouse"], _date(business_date))
+    if not rows:
+        click.echo(f"no figures for {business_date}: run `regcalc eod --date {business_date}` first", err=True)
+        sys.exit(1)
+    click.echo(render(rows, fmt))
+
+
+@cli.command()
+@click.option("--landing", default=None, help="where to write the sample landing zone (default $REGCALC_HOME/demo-landing)")
+@click.option("--start-date", default="2024-06-24", show_default=True)
+@click.option("--days", default=3, show_default=True, type=int)
+@click.option("--entities", default=5, show_default=True, type=int)
+@click.option("--positions", default=50_000, show_default=True, type=int)
+def demo(landing, start_date, days, entities, positions):
+    """Generate a sample landing zone, run the EOD batch for each date, print LCR and NSFR."""
+    from regcalc_assets.landing.generate import generate_landing
+    from regcalc_assets.landing.logic import available_dates
+    from regcalc_cli.eod import run_eod
+    from regcalc_cli.instance import get_instance
+    from regcalc_cli.report import fetch_report, render
+    from regcalc_resources import build_resources
+    from regcalc_resources.settings import regcalc_home
+
+    root = Path(landing or regcalc_home() / "demo-landing").resolve()
+    generate_landing(root, dt.date.fromisoformat(_date(start_date)), days, entities, positions, seed=7)
+    instance = get_instance()
+    warehouse = build_resources()["warehouse"]
+    for business_date in available_dates(str(root)):
+        result = run_eod(instance, business_date, str(root))
+        click.echo(f"\n== {business_date}: {'ok' if result.success else 'FAILED'} in {result.seconds:.1f}s ==")
+        if not result.success:
+            click.echo(f"error: {result.error}", err=True)
+            sys.exit(1)
+        click.echo(render(fetch_report(warehouse, business_date), "table"))
+    click.echo(f"\nstate: {regcalc_home()} - browse it with `make ui` (dagster dev)")
+
+
+if __name__ == "__main__":
+    cli()

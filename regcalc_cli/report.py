@@ -1,0 +1,56 @@
+"""`regcalc report`: the figures of a business date from the warehouse."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+REPORT_COLUMNS = [
+    "business_date", "entity_id", "reporting_currency", "hqla_l1", "hqla_l2a", "hqla_l2b", "adj15", "adj40",
+    "hqla", "total_outflows", "total_inflows", "capped_inflows", "net_outflows", "lcr", "asf", "rsf", "nsfr",
+    "positions_accepted", "positions_quarantined",
+]
+
+
+def fetch_report(warehouse, business_date: str) -> list[dict]:
+    cols = ", ".join(REPORT_COLUMNS)
+    rows = warehouse.query(
+        f"SELECT {cols} FROM liquidity_metrics WHERE business_date = CAST(? AS DATE) ORDER BY entity_id",
+        [business_date],
+    ) if _has_table(warehouse) else []
+    for row in rows:
+        row["business_date"] = str(row["business_date"])
+    return rows
+
+
+def _has_table(warehouse) -> bool:
+    return bool(warehouse.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'liquidity_metrics'"))
+
+
+def render(rows: list[dict], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue()
+    shown = ["business_date", "entity_id", "reporting_currency", "hqla", "total_outflows", "total_inflows",
+             "net_outflows", "lcr", "asf", "rsf", "nsfr", "positions_accepted", "positions_quarantined"]
+    cells = [[_fmt(c, r[c]) for c in shown] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(shown)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(shown, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def _fmt(column: str, value) -> str:
+    if value is None:
+        return "n/a"
+    if column in ("lcr", "nsfr"):
+        return f"{value:.4f}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)

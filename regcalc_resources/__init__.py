@@ -1,0 +1,39 @@
+"""Resources: interfaces with a local and a production implementation, chosen once from the environment."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from regcalc_resources import settings
+from regcalc_resources.engine import ComputeEngine, DuckDBEngine, SparkEngine
+from regcalc_resources.landing import LandingZone
+from regcalc_resources.storage import PartitionedParquetIOManager
+from regcalc_resources.warehouse import DuckDBWarehouse, Warehouse
+
+__all__ = ["ComputeEngine", "DuckDBEngine", "SparkEngine", "LandingZone", "PartitionedParquetIOManager",
+           "Warehouse", "DuckDBWarehouse", "build_resources"]
+
+
+def build_engine() -> ComputeEngine:
+    """REGCALC_ENGINE=duckdb (default) or spark; REGCALC_SPARK_REMOTE selects Spark Connect."""
+    import os
+
+    if settings.engine_name() == "spark":
+        conf = {}
+        if os.environ.get("REGCALC_SPARK_REMOTE"):
+            conf["spark.remote"] = os.environ["REGCALC_SPARK_REMOTE"]
+        if os.environ.get("REGCALC_SPARK_MASTER"):
+            conf["spark.master"] = os.environ["REGCALC_SPARK_MASTER"]
+        return SparkEngine(spark_conf=conf)
+    return DuckDBEngine()
+
+
+def build_resources() -> dict:
+    """Every resource the assets use, configured from the environment (called once, by Definitions)."""
+    engine = build_engine()
+    return {
+        "engine": engine,
+        "stage_io": PartitionedParquetIOManager(root=settings.storage_root(), engine=engine),
+        "landing": LandingZone(root=dg.EnvVar("REGCALC_LANDING")),
+        "warehouse": DuckDBWarehouse(path=settings.warehouse_path()),
+    }

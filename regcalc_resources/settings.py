@@ -1,0 +1,36 @@
+"""Where regcalc keeps its state, read from the environment (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def regcalc_home() -> Path:
+    """``$REGCALC_HOME`` (default ``./.regcalc``): Dagster home, stage storage and warehouse live here."""
+    return Path(os.environ.get("REGCALC_HOME", ".regcalc")).resolve()
+
+
+def storage_root() -> str:
+    """Root of the per-stage Parquet storage (a local directory, or s3://bucket/prefix in production)."""
+    return os.environ.get("REGCALC_STORAGE_ROOT") or str(regcalc_home() / "storage")
+
+
+def warehouse_path() -> str:
+    return os.environ.get("REGCALC_WAREHOUSE_PATH") or str(regcalc_home() / "warehouse.duckdb")
+
+
+def landing_root() -> str:
+    """The landing zone: ``$REGCALC_LANDING`` (``--landing`` on the command line sets it)."""
+    root = os.environ.get("REGCALC_LANDING")
+    if not root:
+        raise RuntimeError("No landing zone configured: pass --landing DIR or set REGCALC_LANDING")
+    return str(Path(root).resolve())
+
+
+def engine_name() -> str:
+    """``duckdb`` (embedded default, sqlframe on DuckDB) or ``spark`` (dagster-pyspark)."""
+    name = os.environ.get("REGCALC_ENGINE", "duckdb").lower()
+    if name not in ("duckdb", "spark"):
+        raise RuntimeError(f"REGCALC_ENGINE must be 'duckdb' or 'spark', not {name!r}")
+    return name
