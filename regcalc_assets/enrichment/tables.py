@@ -67,9 +67,40 @@ def condition(F, when: dict):
 
 
 def first_match(F, rows: tuple[TableRow, ...], pick):
-    """CASE WHEN row1 THEN pick(row1) WHEN row2 ... END (null when no row matches)."""
-    expr = None
-    for row in rows:
-        cond = condition(F, row.when)
-        expr = F.when(cond, pick(row)) if expr is None else expr.when(cond, pick(row))
-    return expr
+    """CASE WHEN row1 THEN pick(row1) WHEN row2 ... END (null when no row matches), as one column.
+
+    Compiled to a Spark SQL expression string (``F.expr``): both engines parse it once, which is
+    far cheaper than composing a hundred Column objects on sqlframe.
+    """
+    branches = " ".join(f"WHEN {condition_sql(row.when)} THEN {pick(row)}" for row in rows)
+    return F.expr(f"CASE {branches} END")
+
+
+def sql_literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return f"CAST({float(value)!r} AS DOUBLE)"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def condition_sql(when: dict) -> str:
+    """The Spark SQL text of ``condition`` (same semantics: every term null-safe, AND-ed)."""
+    terms = []
+    for column, expected in when.items():
+        col = f"`{column}`"
+        if isinstance(expected, bool):
+            if column in FLAG_DEFAULTS:
+                col = f"COALESCE({col}, {sql_literal(FLAG_DEFAULTS[column])})"
+            terms.append(f"COALESCE({col} = {sql_literal(expected)}, FALSE)")
+        elif isinstance(expected, list):
+            values = ", ".join(sql_literal(v) for v in expected)
+            terms.append(f"COALESCE({col} IN ({values}), FALSE)")
+        elif isinstance(expected, dict):
+            ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+            terms += [f"COALESCE({col} {ops[op]} {sql_literal(bound)}, FALSE)" for op, bound in expected.items()]
+        else:
+            terms.append(f"COALESCE({col} = {sql_literal(expected)}, FALSE)")
+    return " AND ".join(terms) or "TRUE"

@@ -79,29 +79,29 @@ HQLA_LEVELS = ("L1", "L2A", "L2B_RMBS", "L2B_OTHER", "NON_HQLA")
 ISSUER_TYPES = ("SOVEREIGN", "CENTRAL_BANK", "PSE", "MDB", "BANK", "CORPORATE", "COVERED_BOND", "RMBS", "EQUITY")
 
 # product, weight, source system, share with a counterparty, share without maturity, longest maturity (days),
-# median balance (USD), balance log-sd, counterparty-type weights (order of CP_TYPES)
+# median balance (USD; sized for a plausible balance sheet and LCR), balance log-sd, counterparty-type weights (order of CP_TYPES)
 _RETAIL_HEAVY = (45, 15, 15, 2, 0.5, 3, 1, 8, 8, 2.5)
 _WHOLESALE = (0, 0, 2, 5, 10, 3, 2, 45, 30, 3)
 _MIXED = (5, 5, 30, 5, 1, 5, 1, 20, 20, 8)
 PRODUCT_TABLE = [
-    ("CASH", 1.0, "TREASURY", 0.0, 1.0, 0, 5e6, 1.0, None),
-    ("CENTRAL_BANK_RESERVE", 0.5, "TREASURY", 0.0, 1.0, 0, 3e8, 1.0, None),
-    ("SECURITY", 12, "TREASURY", 0.0, 0.0, 0, 5e6, 1.2, None),  # maturity is the security's
-    ("LOAN", 18, "LOANS", 1.0, 0.03, 3650, 2e5, 1.5, (30, 25, 30, 1, 0.5, 3, 1, 5, 4, 0.5)),
-    ("MORTGAGE", 10, "LOANS", 1.0, 0.02, 10950, 3e5, 0.6, (85, 14, 0, 0, 0, 0, 0, 0.5, 0.5, 0)),
-    ("REVERSE_REPO", 3, "MARKETS", 1.0, 0.05, 400, 2e7, 1.0, _WHOLESALE),
-    ("DEPOSIT_PLACED", 2, "TREASURY", 1.0, 0.5, 400, 1e7, 1.0, (0, 0, 0, 0, 20, 0, 0, 70, 10, 0)),
-    ("DERIVATIVE_NET_INFLOW", 1.5, "MARKETS", 1.0, 1.0, 0, 1e6, 1.2, (0, 0, 20, 2, 0, 2, 1, 50, 25, 0)),
-    ("OTHER_ASSET", 1, "TREASURY", 0.2, 0.7, 730, 1e6, 1.2, _MIXED),
-    ("DEPOSIT", 35, "DEPOSITS", 1.0, 0.6, 1100, 2e4, 1.8, _RETAIL_HEAVY),
-    ("REPO", 3, "MARKETS", 1.0, 0.05, 400, 2e7, 1.0, _WHOLESALE),
-    ("BORROWING", 2, "TREASURY", 1.0, 0.1, 1830, 1e7, 1.0, (5, 5, 15, 5, 5, 5, 3, 35, 20, 2)),
-    ("ISSUED_DEBT", 1, "TREASURY", 1.0, 0.02, 3650, 5e7, 0.8, (10, 5, 20, 2, 0, 5, 3, 20, 33, 2)),
-    ("DERIVATIVE_NET_OUTFLOW", 1.5, "MARKETS", 1.0, 1.0, 0, 1e6, 1.2, (0, 0, 20, 2, 0, 2, 1, 50, 25, 0)),
-    ("EQUITY_CAPITAL", 0.1, "TREASURY", 0.0, 1.0, 0, 1e9, 0.5, None),
-    ("OTHER_LIABILITY", 1, "TREASURY", 0.2, 0.5, 730, 1e6, 1.2, _MIXED),
-    ("CREDIT_FACILITY", 3, "LOANS", 1.0, 0.7, 1830, 1e6, 1.5, (20, 30, 40, 0, 0, 3, 0, 3, 3, 1)),
-    ("LIQUIDITY_FACILITY", 1, "LOANS", 1.0, 0.7, 1830, 5e6, 1.2, (5, 10, 30, 0, 0, 5, 0, 20, 25, 5)),
+    ("CASH", 1.0, "TREASURY", 0.0, 1.0, 0, 1e5, 1.0, None),
+    ("CENTRAL_BANK_RESERVE", 0.5, "TREASURY", 0.0, 1.0, 0, 1.8e6, 1.0, None),
+    ("SECURITY", 12, "TREASURY", 0.0, 0.0, 0, 1.3e5, 1.2, None),  # maturity is the security's
+    ("LOAN", 18, "LOANS", 1.0, 0.03, 3650, 1e5, 1.5, (30, 25, 30, 1, 0.5, 3, 1, 5, 4, 0.5)),
+    ("MORTGAGE", 10, "LOANS", 1.0, 0.02, 10950, 3.8e5, 0.6, (85, 14, 0, 0, 0, 0, 0, 0.5, 0.5, 0)),
+    ("REVERSE_REPO", 1, "MARKETS", 1.0, 0.05, 400, 8e5, 1.0, _WHOLESALE),
+    ("DEPOSIT_PLACED", 2, "TREASURY", 1.0, 0.5, 400, 2.2e5, 1.0, (0, 0, 0, 0, 20, 0, 0, 70, 10, 0)),
+    ("DERIVATIVE_NET_INFLOW", 1.5, "MARKETS", 1.0, 1.0, 0, 1.2e5, 1.2, (0, 0, 20, 2, 0, 2, 1, 50, 25, 0)),
+    ("OTHER_ASSET", 1, "TREASURY", 0.2, 0.7, 730, 3.5e5, 1.2, _MIXED),
+    ("DEPOSIT", 35, "DEPOSITS", 1.0, 0.6, 1100, 5e4, 1.8, _RETAIL_HEAVY),
+    ("REPO", 1, "MARKETS", 1.0, 0.05, 400, 8e5, 1.0, _WHOLESALE),
+    ("BORROWING", 2, "TREASURY", 1.0, 0.1, 1830, 3.3e5, 1.0, (5, 5, 15, 5, 5, 5, 3, 35, 20, 2)),
+    ("ISSUED_DEBT", 1, "TREASURY", 1.0, 0.02, 3650, 1.6e6, 0.8, (10, 5, 20, 2, 0, 5, 3, 20, 33, 2)),
+    ("DERIVATIVE_NET_OUTFLOW", 1.5, "MARKETS", 1.0, 1.0, 0, 1.2e5, 1.2, (0, 0, 20, 2, 0, 2, 1, 50, 25, 0)),
+    ("EQUITY_CAPITAL", 0.1, "TREASURY", 0.0, 1.0, 0, 1.1e7, 0.5, None),
+    ("OTHER_LIABILITY", 1, "TREASURY", 0.2, 0.5, 730, 4.4e5, 1.2, _MIXED),
+    ("CREDIT_FACILITY", 3, "LOANS", 1.0, 0.7, 1830, 1.6e5, 1.5, (20, 30, 40, 0, 0, 3, 0, 3, 3, 1)),
+    ("LIQUIDITY_FACILITY", 1, "LOANS", 1.0, 0.7, 1830, 1.8e5, 1.2, (5, 10, 30, 0, 0, 5, 0, 20, 25, 5)),
 ]
 PRODUCTS = tuple(p[0] for p in PRODUCT_TABLE)
 SOURCE_SYSTEMS = ("LOANS", "DEPOSITS", "TREASURY", "MARKETS")
@@ -330,7 +330,7 @@ def make_positions(rng, ctx: dict, day: datetime.date, first_row: int, n: int, c
     is_ = {name: product == i for name, i in P.items()}
     source[is_["SECURITY"] & (rng.random(n) < 0.4)] = SOURCE_SYSTEMS.index("MARKETS")
     entity = rng.choice(len(ctx["entity_p"]), size=n, p=ctx["entity_p"])
-    currency = np.where(rng.random(n) < 0.75, ctx["entity_ccy"][entity],
+    currency = np.where(rng.random(n) < 0.8, ctx["entity_ccy"][entity],
                         rng.choice(len(CURRENCIES), size=n, p=ctx["ccy_p"]))
 
     # counterparty: a type drawn per product, then a counterparty of that type
@@ -396,6 +396,15 @@ def make_positions(rng, ctx: dict, day: datetime.date, first_row: int, n: int, c
     }
 
 
+def _row_arrays(cols: dict) -> list[np.ndarray]:
+    """Every per-row numpy array of a positions chunk (values and validity masks)."""
+    arrays = []
+    for name, value in cols.items():
+        if name not in ("protected", "csv_garbage"):
+            arrays.extend(value if isinstance(value, tuple) else (value,))
+    return arrays
+
+
 def inject_bad_rows(rng, cols: dict, ctx: dict, n_bad: int, kinds: tuple) -> tuple[dict, int]:
     """Break up to n_bad unprotected rows, one contract rule each.
 
@@ -421,9 +430,10 @@ def inject_bad_rows(rng, cols: dict, ctx: dict, n_bad: int, kinds: tuple) -> tup
             cols["counterparty"][at] = ctx["n_cp"] + rng.integers(0, UNKNOWN_IDS, len(at))
         elif name == "risk_weight_out_of_range":
             cols["risk_weight"][0][at], cols["risk_weight"][1][at] = 150_000, True   # 15.0
-        elif name == "duplicate_key":
+        elif name == "duplicate_key":                          # the same position delivered twice
             at, copied = at[: len(victims)], victims[: len(at)]
-            cols["position_no"][at], cols["source"][at] = cols["position_no"][copied], cols["source"][copied]
+            for column in _row_arrays(cols):
+                column[at] = column[copied]
         elif name == "currency_without_fx":
             cols["currency"][at] = len(CURRENCIES) + rng.integers(0, len(NO_FX_CURRENCIES), len(at))
         elif name == "unknown_security":

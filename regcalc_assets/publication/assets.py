@@ -26,7 +26,7 @@ def warehouse_liquidity(context: dg.AssetExecutionContext, warehouse: Warehouse,
     started = time.perf_counter()
     loaded = {}
     for table, df in (("liquidity_metrics", liquidity_metrics), ("liquidity_components", liquidity_components)):
-        loaded[table] = warehouse.replace_partitions(table, _to_arrow(df), partitions, context.run_id)
+        loaded[table] = warehouse.replace_partitions(table, _to_arrow(df), partitions, context.run.run_id)
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(
         metadata={

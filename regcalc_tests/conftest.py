@@ -1,0 +1,57 @@
+"""Shared fixtures: one session per engine per test run, golden example paths, isolated homes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REGCALC_SHARED", REPO.parent / "shared"))
+GOLDEN = SHARED / "examples" / "golden"
+ENGINES = ["duckdb", "spark"]
+
+
+@pytest.fixture(scope="session")
+def duckdb_engine():
+    from regcalc_resources.engine import DuckDBEngine
+
+    return DuckDBEngine()
+
+
+@pytest.fixture(scope="session")
+def spark_engine():
+    from regcalc_resources.engine import SparkEngine
+
+    return SparkEngine(spark_conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"})
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request):
+    """Each engine in turn: every calculation test runs on both, so they provably agree."""
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+@pytest.fixture(scope="session")
+def spark(engine):
+    """The PySpark-API session of the current engine (sqlframe DuckDB or real Spark)."""
+    return engine.session()
+
+
+@pytest.fixture(scope="session")
+def golden() -> Path:
+    if not GOLDEN.exists():
+        pytest.fail(f"golden example not found at {GOLDEN} (set REGCALC_SHARED)")
+    return GOLDEN
+
+
+@pytest.fixture()
+def regcalc_home(tmp_path, monkeypatch) -> Path:
+    """A fresh $REGCALC_HOME (Dagster instance, storage, warehouse) for one test."""
+    home = tmp_path / "regcalc-home"
+    monkeypatch.setenv("REGCALC_HOME", str(home))
+    monkeypatch.delenv("REGCALC_STORAGE_ROOT", raising=False)
+    monkeypatch.delenv("REGCALC_WAREHOUSE_PATH", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    return home

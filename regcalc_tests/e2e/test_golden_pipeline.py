@@ -1,0 +1,46 @@
+"""The golden example (shared/examples/golden) through the real pipeline: Dagster runs, storage, warehouse."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from regcalc_cli.eod import run_eod
+from regcalc_cli.report import fetch_report
+
+pytestmark = pytest.mark.slow
+DATE = "2024-06-28"
+COUNTS = ("positions_accepted", "positions_quarantined")
+
+
+def expected_rows(golden, name="expected_base.csv") -> dict[str, dict]:
+    with open(golden / name, newline="") as fh:
+        return {row["entity_id"]: row for row in csv.DictReader(fh)}
+
+
+def assert_matches(actual: list[dict], expected: dict[str, dict]) -> None:
+    assert sorted(r["entity_id"] for r in actual) == sorted(expected)
+    for row in actual:
+        want = expected[row["entity_id"]]
+        assert row["reporting_currency"] == want["reporting_currency"]
+        for column, value in want.items():
+            if column in ("business_date", "entity_id", "reporting_currency"):
+                continue
+            if column in COUNTS:
+                assert row[column] == int(value), (row["entity_id"], column)
+            else:
+                assert row[column] == pytest.approx(float(value), rel=1e-9, abs=1e-6), (row["entity_id"], column)
+
+
+@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+@pytest.mark.parametrize("landing", ["landing", "landing_csv"])
+def test_golden_base_figures(golden, regcalc_home, monkeypatch, engine_name, landing):
+    monkeypatch.setenv("REGCALC_ENGINE", engine_name)
+    from regcalc_cli.instance import get_instance
+    from regcalc_resources import build_resources
+
+    result = run_eod(get_instance(), DATE, str(golden / landing))
+    assert result.success, result.error
+    assert len(result.run_ids) == 1, "one run serves every entity of the date"
+    assert_matches(fetch_report(build_resources()["warehouse"], DATE), expected_rows(golden))
