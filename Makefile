@@ -1,0 +1,31 @@
+# regcalc: the two commands of the README, and a few conveniences.
+PY       ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+export REGCALC_HOME ?= $(CURDIR)/.regcalc
+
+.PHONY: install demo test ui bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+
+# dagster-dbt pulls sqlglot[rs], whose compiled overlay (sqlglotc) breaks sqlframe: remove it.
+install: $(BIN)/python
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]"
+	$(BIN)/uv pip uninstall --quiet --python $(BIN)/python sqlglotc sqlglotrs || true
+
+demo: install            ## generate a landing zone, run EOD for every date, print LCR / NSFR
+	$(BIN)/regcalc demo
+
+test: install            ## the whole suite, both engines (CI runs exactly this)
+	$(BIN)/python -m pytest -q
+
+ui: install              ## the Dagster UI over the state the CLI wrote
+	DAGSTER_HOME=$(REGCALC_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml
+
+bench: install           ## EOD benchmark (writes JSON figures)
+	$(BIN)/python benchmarks/eod_benchmark.py
+
+clean:
+	rm -rf $(REGCALC_HOME) .pytest_cache
