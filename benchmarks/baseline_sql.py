@@ -270,9 +270,18 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
         FROM prices_raw WHERE security_id IS NOT NULL
         GROUP BY security_id
         HAVING count(*) = 1 AND bool_and(COALESCE(price > 0, FALSE))"""
+    # duplicated (position_id, source_system): a cheap 64-bit hash pass finds candidate keys,
+    # the exact string comparison then runs on the (tiny) candidate set only.
+    ctes["dup_hash"] = """
+        SELECT h FROM (
+            SELECT hash(position_id, source_system) AS h
+            FROM positions_raw WHERE position_id IS NOT NULL AND source_system IS NOT NULL)
+        GROUP BY h HAVING count(*) > 1"""
     ctes["dup_keys"] = """
         SELECT position_id, source_system
-        FROM positions_raw WHERE position_id IS NOT NULL AND source_system IS NOT NULL
+        FROM positions_raw
+        WHERE position_id IS NOT NULL AND source_system IS NOT NULL
+          AND hash(position_id, source_system) IN (SELECT h FROM dup_hash)
         GROUP BY position_id, source_system HAVING count(*) > 1"""
 
     # ---- positions joined to reference data, with the validity verdict
@@ -317,14 +326,17 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
         LEFT JOIN fx_valid fxp ON p.currency = fxp.currency
         LEFT JOIN fx_valid fxr ON e.reporting_currency = fxr.currency"""
 
-    # ---- derived notation (liquidity-rules.md "Notation"), valid positions only
+    # ---- derived notation (liquidity-rules.md "Notation"). amount is null for quarantined
+    # rows, so they contribute to no figure (their calculation fields are never used).
     ctes["f"] = f"""
-        SELECT entity_id, position_id, source_system, product, cpt, risk_weight, sec_level,
-               sec_issuer,
-               CASE WHEN product = 'SECURITY' THEN quantity * price ELSE balance END
-                   * fx_pos / fx_rep AS amount,
+        SELECT entity_id, position_id, source_system, product, is_valid, cpt, risk_weight,
+               sec_level, sec_issuer,
+               CASE WHEN is_valid THEN
+                   CASE WHEN product = 'SECURITY' THEN quantity * price ELSE balance END
+                   * fx_pos / fx_rep END AS amount,
                CASE WHEN maturity_date IS NOT NULL
                     THEN greatest(maturity_date - {d}, 0) END AS r,
+               -- SECURITY: the security's own maturity_date (securities table)
                CASE WHEN sec_maturity IS NOT NULL
                     THEN greatest(sec_maturity - {d}, 0) END AS rs,
                COALESCE(encumbered_until >= {d}, FALSE) AS enc,
@@ -338,21 +350,23 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
                COALESCE(cpt IN {FI}, FALSE) AS fi,
                COALESCE(cpt = 'OTHER', FALSE) AS oth,
                COALESCE(sec_level, 'NON_HQLA') AS coll
-        FROM pos WHERE is_valid"""
-    # within 30 days (needs a maturity) / maturity null or within 30 days / NSFR buckets
+        FROM pos"""
+    # within 30 days (needs a maturity) / maturity null or within 30 days / NSFR buckets:
+    # b = 0 '<6m' (r < 183), 1 '6m-1y' (183 <= r < 365), 2 '>=1y' (r >= 365), null: no maturity
     ctes["g"] = """
         SELECT *,
                COALESCE(r <= 30, FALSE) AS w30,
                (r IS NULL OR r <= 30) AS nw30,
                COALESCE(rs <= 30, FALSE) AS sw30,
-               CASE WHEN r IS NULL THEN NULL WHEN r < 183 THEN '<6m'
-                    WHEN r < 365 THEN '6m-1y' ELSE '>=1y' END AS b,
-               CASE WHEN rs IS NULL THEN NULL WHEN rs < 183 THEN '<6m'
-                    WHEN rs < 365 THEN '6m-1y' ELSE '>=1y' END AS bs
+               (r IS NULL OR r < 365) AS lt1y,
+               CASE WHEN r < 183 THEN 0 WHEN r < 365 THEN 1 WHEN r >= 365 THEN 2 END AS b
         FROM f"""
 
-    # ---- calculation fields: the factor tables, row by row, first match wins
-    ctes["calc"] = f"""
+    # ---- calculation fields: the factor tables, row by row, first match wins.
+    # The outer CASE only dispatches on product; the inner CASE lists that product's rows in
+    # table order (rows naming several products are repeated under each of them), which is
+    # the same first-match result as one flat CASE over the whole table.
+    ctes["calc"] = """
         SELECT *,
             -- LCR: stock of HQLA (unencumbered CASH / CBR at L1, SECURITY at its level)
             CASE WHEN enc THEN NULL
@@ -361,111 +375,126 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
             END AS hqla_level,
             -- LCR: outflow rates
             CASE
-                WHEN product = 'DEPOSIT' AND nw30 AND rsme AND stable THEN 0.05
-                WHEN product = 'DEPOSIT' AND nw30 AND rsme AND NOT stable THEN 0.10
-                WHEN product = 'DEPOSIT' AND nw30 AND NOT rsme AND op AND ins THEN 0.05
-                WHEN product = 'DEPOSIT' AND nw30 AND NOT rsme AND op AND NOT ins THEN 0.25
-                WHEN product = 'DEPOSIT' AND nw30 AND pub AND NOT op AND ins THEN 0.20
-                WHEN product = 'DEPOSIT' AND nw30 AND pub AND NOT op AND NOT ins THEN 0.40
-                WHEN product = 'DEPOSIT' AND nw30 AND (fi OR oth) AND NOT op THEN 1.00
-                WHEN product = 'REPO' AND nw30 AND cpt = 'CENTRAL_BANK' THEN 0.00
-                WHEN product = 'REPO' AND nw30 AND coll = 'L1' THEN 0.00
-                WHEN product = 'REPO' AND nw30 AND coll = 'L2A' THEN 0.15
-                WHEN product = 'REPO' AND nw30 AND coll = 'L2B_RMBS' THEN 0.25
-                WHEN product = 'REPO' AND nw30 AND coll IN ('L2B_OTHER', 'NON_HQLA')
+            WHEN product = 'DEPOSIT' THEN CASE
+                WHEN nw30 AND rsme AND stable THEN 0.05
+                WHEN nw30 AND rsme AND NOT stable THEN 0.10
+                WHEN nw30 AND NOT rsme AND op AND ins THEN 0.05
+                WHEN nw30 AND NOT rsme AND op AND NOT ins THEN 0.25
+                WHEN nw30 AND pub AND NOT op AND ins THEN 0.20
+                WHEN nw30 AND pub AND NOT op AND NOT ins THEN 0.40
+                WHEN nw30 AND (fi OR oth) AND NOT op THEN 1.00 END
+            WHEN product = 'REPO' THEN CASE
+                WHEN nw30 AND cpt = 'CENTRAL_BANK' THEN 0.00
+                WHEN nw30 AND coll = 'L1' THEN 0.00
+                WHEN nw30 AND coll = 'L2A' THEN 0.15
+                WHEN nw30 AND coll = 'L2B_RMBS' THEN 0.25
+                WHEN nw30 AND coll IN ('L2B_OTHER', 'NON_HQLA')
                      AND cpt IN ('SOVEREIGN', 'PSE', 'MDB') THEN 0.25
-                WHEN product = 'REPO' AND nw30 AND coll = 'L2B_OTHER' THEN 0.50
-                WHEN product = 'REPO' AND nw30 AND coll = 'NON_HQLA' THEN 1.00
-                WHEN product = 'BORROWING' AND nw30 AND rsme THEN 0.10
-                WHEN product = 'BORROWING' AND nw30 AND pub THEN 0.40
-                WHEN product = 'BORROWING' AND nw30 AND (fi OR oth) THEN 1.00
-                WHEN product = 'ISSUED_DEBT' AND w30 THEN 1.00
-                WHEN product = 'OTHER_LIABILITY' AND w30 THEN 1.00
-                WHEN product = 'DERIVATIVE_NET_OUTFLOW' THEN 1.00
-                WHEN product = 'CREDIT_FACILITY' AND rsme THEN 0.05
-                WHEN product = 'CREDIT_FACILITY' AND pub THEN 0.10
-                WHEN product = 'CREDIT_FACILITY' AND fi THEN 0.40
-                WHEN product = 'CREDIT_FACILITY' AND oth THEN 1.00
-                WHEN product = 'LIQUIDITY_FACILITY' AND rsme THEN 0.05
-                WHEN product = 'LIQUIDITY_FACILITY' AND pub THEN 0.30
-                WHEN product = 'LIQUIDITY_FACILITY' AND cpt = 'BANK' THEN 0.40
-                WHEN product = 'LIQUIDITY_FACILITY' AND cpt IN ('OTHER_FINANCIAL', 'OTHER') THEN 1.00
+                WHEN nw30 AND coll = 'L2B_OTHER' THEN 0.50
+                WHEN nw30 AND coll = 'NON_HQLA' THEN 1.00 END
+            WHEN product = 'BORROWING' THEN CASE
+                WHEN nw30 AND rsme THEN 0.10
+                WHEN nw30 AND pub THEN 0.40
+                WHEN nw30 AND (fi OR oth) THEN 1.00 END
+            WHEN product = 'ISSUED_DEBT' THEN CASE WHEN w30 THEN 1.00 END
+            WHEN product = 'OTHER_LIABILITY' THEN CASE WHEN w30 THEN 1.00 END
+            WHEN product = 'DERIVATIVE_NET_OUTFLOW' THEN 1.00
+            WHEN product = 'CREDIT_FACILITY' THEN CASE
+                WHEN rsme THEN 0.05
+                WHEN pub THEN 0.10
+                WHEN fi THEN 0.40
+                WHEN oth THEN 1.00 END
+            WHEN product = 'LIQUIDITY_FACILITY' THEN CASE
+                WHEN rsme THEN 0.05
+                WHEN pub THEN 0.30
+                WHEN cpt = 'BANK' THEN 0.40
+                WHEN cpt IN ('OTHER_FINANCIAL', 'OTHER') THEN 1.00 END
             END::DOUBLE AS outflow_rate,
-            -- LCR: inflow rates (performing positions only, every row)
+            -- LCR: inflow rates (performing positions only, for every row)
             CASE
-                WHEN NOT perf THEN NULL
-                WHEN product IN ('LOAN', 'MORTGAGE') AND w30
-                     AND cpt IN ('BANK', 'OTHER_FINANCIAL', 'CENTRAL_BANK') THEN 1.00
-                WHEN product IN ('LOAN', 'MORTGAGE') AND w30 THEN 0.50
-                WHEN product = 'REVERSE_REPO' AND w30 AND coll = 'L1' THEN 0.00
-                WHEN product = 'REVERSE_REPO' AND w30 AND coll = 'L2A' THEN 0.15
-                WHEN product = 'REVERSE_REPO' AND w30 AND coll = 'L2B_RMBS' THEN 0.25
-                WHEN product = 'REVERSE_REPO' AND w30 AND coll = 'L2B_OTHER' THEN 0.50
-                WHEN product = 'REVERSE_REPO' AND w30 AND coll = 'NON_HQLA' THEN 1.00
-                WHEN product = 'DEPOSIT_PLACED' AND nw30 AND op THEN 0.00
-                WHEN product = 'DEPOSIT_PLACED' AND nw30 AND NOT op THEN 1.00
-                WHEN product = 'DERIVATIVE_NET_INFLOW' THEN 1.00
-                WHEN product = 'SECURITY' AND NOT enc AND sec_level = 'NON_HQLA' AND sw30 THEN 1.00
+            WHEN NOT perf THEN NULL
+            WHEN product IN ('LOAN', 'MORTGAGE') THEN CASE
+                WHEN w30 AND cpt IN ('BANK', 'OTHER_FINANCIAL', 'CENTRAL_BANK') THEN 1.00
+                WHEN w30 THEN 0.50 END
+            WHEN product = 'REVERSE_REPO' THEN CASE
+                WHEN w30 AND coll = 'L1' THEN 0.00
+                WHEN w30 AND coll = 'L2A' THEN 0.15
+                WHEN w30 AND coll = 'L2B_RMBS' THEN 0.25
+                WHEN w30 AND coll = 'L2B_OTHER' THEN 0.50
+                WHEN w30 AND coll = 'NON_HQLA' THEN 1.00 END
+            WHEN product = 'DEPOSIT_PLACED' THEN CASE
+                WHEN nw30 AND op THEN 0.00
+                WHEN nw30 AND NOT op THEN 1.00 END
+            WHEN product = 'DERIVATIVE_NET_INFLOW' THEN 1.00
+            WHEN product = 'SECURITY' THEN CASE
+                WHEN NOT enc AND sec_level = 'NON_HQLA' AND sw30 THEN 1.00 END
             END::DOUBLE AS inflow_rate,
             -- NSFR: available stable funding
             CASE
-                WHEN product = 'EQUITY_CAPITAL' THEN 1.00
-                WHEN product IN ('DEPOSIT', 'REPO', 'BORROWING', 'ISSUED_DEBT', 'OTHER_LIABILITY')
-                     AND b = '>=1y' THEN 1.00
-                WHEN product = 'DEPOSIT' AND rsme AND (r IS NULL OR r < 365) AND stable THEN 0.95
-                WHEN product = 'DEPOSIT' AND rsme AND (r IS NULL OR r < 365) AND NOT stable THEN 0.90
-                WHEN product = 'DEPOSIT' AND NOT rsme AND op AND (r IS NULL OR r < 365) THEN 0.50
-                WHEN ((product = 'DEPOSIT' AND pub AND NOT op)
-                      OR (product IN ('REPO', 'BORROWING') AND pub))
-                     AND (r IS NULL OR r < 365) THEN 0.50
-                WHEN product IN ('REPO', 'BORROWING') AND rsme AND (r IS NULL OR r < 365) THEN 0.50
-                WHEN ((product = 'DEPOSIT' AND (fi OR oth) AND NOT op)
-                      OR (product IN ('REPO', 'BORROWING') AND (fi OR oth)))
-                     AND b = '6m-1y' THEN 0.50
-                WHEN ((product = 'DEPOSIT' AND (fi OR oth) AND NOT op)
-                      OR (product IN ('REPO', 'BORROWING') AND (fi OR oth)))
-                     AND (r IS NULL OR b = '<6m') THEN 0.00
-                WHEN product = 'ISSUED_DEBT' AND b = '6m-1y' THEN 0.50
-                WHEN product = 'ISSUED_DEBT' AND (r IS NULL OR b = '<6m') THEN 0.00
-                WHEN product IN ('OTHER_LIABILITY', 'DERIVATIVE_NET_OUTFLOW') THEN 0.00
+            WHEN product = 'EQUITY_CAPITAL' THEN 1.00
+            WHEN product = 'DEPOSIT' THEN CASE
+                WHEN b = 2 THEN 1.00
+                WHEN rsme AND lt1y AND stable THEN 0.95
+                WHEN rsme AND lt1y AND NOT stable THEN 0.90
+                WHEN NOT rsme AND op AND lt1y THEN 0.50
+                WHEN pub AND NOT op AND lt1y THEN 0.50
+                WHEN (fi OR oth) AND NOT op AND b = 1 THEN 0.50
+                WHEN (fi OR oth) AND NOT op AND (r IS NULL OR b = 0) THEN 0.00 END
+            WHEN product IN ('REPO', 'BORROWING') THEN CASE
+                WHEN b = 2 THEN 1.00
+                WHEN pub AND lt1y THEN 0.50
+                WHEN rsme AND lt1y THEN 0.50
+                WHEN (fi OR oth) AND b = 1 THEN 0.50
+                WHEN (fi OR oth) AND (r IS NULL OR b = 0) THEN 0.00 END
+            WHEN product = 'ISSUED_DEBT' THEN CASE
+                WHEN b = 2 THEN 1.00
+                WHEN b = 1 THEN 0.50
+                WHEN r IS NULL OR b = 0 THEN 0.00 END
+            WHEN product = 'OTHER_LIABILITY' THEN CASE
+                WHEN b = 2 THEN 1.00
+                ELSE 0.00 END
+            WHEN product = 'DERIVATIVE_NET_OUTFLOW' THEN 0.00
             END::DOUBLE AS asf_factor,
-            -- NSFR: required stable funding, before non-performing / encumbrance
+            -- NSFR: required stable funding, before the non-performing / encumbrance rules
             CASE
-                WHEN product IN ('CASH', 'CENTRAL_BANK_RESERVE') THEN 0.00
-                WHEN product = 'SECURITY' AND sec_level = 'L1' THEN 0.05
-                WHEN product = 'SECURITY' AND sec_level = 'L2A' THEN 0.15
-                WHEN product = 'SECURITY' AND sec_level IN ('L2B_RMBS', 'L2B_OTHER') THEN 0.50
-                WHEN product = 'SECURITY' AND sec_level = 'NON_HQLA' AND sec_issuer = 'EQUITY' THEN 0.85
-                WHEN product = 'SECURITY' AND sec_level = 'NON_HQLA' AND rs < 365 THEN 0.50
-                WHEN product = 'SECURITY' AND sec_level = 'NON_HQLA' AND (rs IS NULL OR rs >= 365) THEN 0.85
-                WHEN product IN ('LOAN', 'MORTGAGE') AND fi AND b = '<6m' THEN 0.15
-                WHEN product IN ('LOAN', 'MORTGAGE') AND fi AND b = '6m-1y' THEN 0.50
-                WHEN product IN ('LOAN', 'MORTGAGE') AND fi AND (b = '>=1y' OR r IS NULL) THEN 1.00
-                WHEN product IN ('LOAN', 'MORTGAGE') AND cpt = 'CENTRAL_BANK' AND b = '<6m' THEN 0.00
-                WHEN product IN ('LOAN', 'MORTGAGE') AND cpt = 'CENTRAL_BANK' AND b = '6m-1y' THEN 0.50
-                WHEN product IN ('LOAN', 'MORTGAGE') AND cpt = 'CENTRAL_BANK'
-                     AND (b = '>=1y' OR r IS NULL) THEN 1.00
-                WHEN product IN ('LOAN', 'MORTGAGE') AND r < 365 THEN 0.50
-                WHEN product IN ('LOAN', 'MORTGAGE') AND (r >= 365 OR r IS NULL)
+            WHEN product IN ('CASH', 'CENTRAL_BANK_RESERVE') THEN 0.00
+            WHEN product = 'SECURITY' THEN CASE
+                WHEN sec_level = 'L1' THEN 0.05
+                WHEN sec_level = 'L2A' THEN 0.15
+                WHEN sec_level IN ('L2B_RMBS', 'L2B_OTHER') THEN 0.50
+                WHEN sec_level = 'NON_HQLA' AND sec_issuer = 'EQUITY' THEN 0.85
+                WHEN sec_level = 'NON_HQLA' AND rs < 365 THEN 0.50
+                WHEN sec_level = 'NON_HQLA' AND (rs IS NULL OR rs >= 365) THEN 0.85 END
+            WHEN product IN ('LOAN', 'MORTGAGE') THEN CASE
+                WHEN fi AND b = 0 THEN 0.15
+                WHEN fi AND b = 1 THEN 0.50
+                WHEN fi AND (b = 2 OR r IS NULL) THEN 1.00
+                WHEN cpt = 'CENTRAL_BANK' AND b = 0 THEN 0.00
+                WHEN cpt = 'CENTRAL_BANK' AND b = 1 THEN 0.50
+                WHEN cpt = 'CENTRAL_BANK' AND (b = 2 OR r IS NULL) THEN 1.00
+                WHEN r < 365 THEN 0.50
+                WHEN (r >= 365 OR r IS NULL)
                      AND risk_weight IS NOT NULL AND risk_weight <= 0.35 THEN 0.65
-                WHEN product IN ('LOAN', 'MORTGAGE') AND (r >= 365 OR r IS NULL) THEN 0.85
-                WHEN product = 'REVERSE_REPO' AND cpt = 'CENTRAL_BANK' AND (b = '<6m' OR r IS NULL) THEN 0.00
-                WHEN product = 'REVERSE_REPO' AND cpt = 'CENTRAL_BANK' AND b = '6m-1y' THEN 0.50
-                WHEN product = 'REVERSE_REPO' AND cpt = 'CENTRAL_BANK' AND b = '>=1y' THEN 1.00
-                WHEN product = 'REVERSE_REPO' AND fi AND (b = '<6m' OR r IS NULL) AND coll = 'L1' THEN 0.10
-                WHEN product = 'REVERSE_REPO' AND fi AND (b = '<6m' OR r IS NULL) THEN 0.15
-                WHEN product = 'REVERSE_REPO' AND fi AND b = '6m-1y' THEN 0.50
-                WHEN product = 'REVERSE_REPO' AND fi AND b = '>=1y' THEN 1.00
-                WHEN product = 'REVERSE_REPO' AND (r < 365 OR r IS NULL) THEN 0.50
-                WHEN product = 'REVERSE_REPO' AND r >= 365 THEN 0.85
-                WHEN product = 'DEPOSIT_PLACED' AND op THEN 0.50
-                WHEN product = 'DEPOSIT_PLACED' AND NOT op AND (b = '<6m' OR r IS NULL) THEN 0.15
-                WHEN product = 'DEPOSIT_PLACED' AND NOT op AND b = '6m-1y' THEN 0.50
-                WHEN product = 'DEPOSIT_PLACED' AND NOT op AND b = '>=1y' THEN 1.00
-                WHEN product = 'DERIVATIVE_NET_INFLOW' THEN 1.00
-                WHEN product = 'DERIVATIVE_NET_OUTFLOW' THEN 0.20
-                WHEN product = 'OTHER_ASSET' THEN 1.00
-                WHEN product IN ('CREDIT_FACILITY', 'LIQUIDITY_FACILITY') THEN 0.05
+                WHEN (r >= 365 OR r IS NULL) THEN 0.85 END
+            WHEN product = 'REVERSE_REPO' THEN CASE
+                WHEN cpt = 'CENTRAL_BANK' AND (b = 0 OR r IS NULL) THEN 0.00
+                WHEN cpt = 'CENTRAL_BANK' AND b = 1 THEN 0.50
+                WHEN cpt = 'CENTRAL_BANK' AND b = 2 THEN 1.00
+                WHEN fi AND (b = 0 OR r IS NULL) AND coll = 'L1' THEN 0.10
+                WHEN fi AND (b = 0 OR r IS NULL) THEN 0.15
+                WHEN fi AND b = 1 THEN 0.50
+                WHEN fi AND b = 2 THEN 1.00
+                WHEN r < 365 OR r IS NULL THEN 0.50
+                WHEN r >= 365 THEN 0.85 END
+            WHEN product = 'DEPOSIT_PLACED' THEN CASE
+                WHEN op THEN 0.50
+                WHEN NOT op AND (b = 0 OR r IS NULL) THEN 0.15
+                WHEN NOT op AND b = 1 THEN 0.50
+                WHEN NOT op AND b = 2 THEN 1.00 END
+            WHEN product = 'DERIVATIVE_NET_INFLOW' THEN 1.00
+            WHEN product = 'DERIVATIVE_NET_OUTFLOW' THEN 0.20
+            WHEN product = 'OTHER_ASSET' THEN 1.00
+            WHEN product IN ('CREDIT_FACILITY', 'LIQUIDITY_FACILITY') THEN 0.05
             END::DOUBLE AS rsf_base
         FROM g"""
     ctes["fields"] = """
@@ -484,18 +513,15 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
         FROM calc"""
 
     if detail:
-        ctes["detail"] = """
-            SELECT p.position_id, p.source_system, p.entity_id, p.product, p.is_valid,
-                   c.amount, c.hqla_level, c.haircut, c.outflow_rate, c.inflow_rate,
-                   c.asf_factor, c.rsf_factor
-            FROM pos p
-            LEFT JOIN fields c
-                   ON p.is_valid AND c.position_id = p.position_id
-                  AND c.source_system = p.source_system"""
-        final = "SELECT * FROM detail ORDER BY entity_id, source_system, position_id"
+        cols = ", ".join(f"CASE WHEN is_valid THEN {c} END AS {c}" for c in (
+            "amount", "hqla_level", "haircut", "outflow_rate", "inflow_rate", "asf_factor",
+            "rsf_factor"))
+        final = f"""
+            SELECT position_id, source_system, entity_id, product, is_valid, {cols}
+            FROM fields ORDER BY entity_id, source_system, position_id"""
         return _with(ctes) + final
 
-    # ---- aggregation to components, then the final calculation
+    # ---- aggregation to components (+ row counts) in one pass, then the final calculation
     ctes["comp"] = """
         SELECT entity_id,
                sum(CASE WHEN hqla_level = 'L1' THEN amount * (1 - haircut) END) AS hqla_l1,
@@ -505,13 +531,10 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
                sum(amount * outflow_rate) AS total_outflows,
                sum(amount * inflow_rate) AS total_inflows,
                sum(amount * asf_factor) AS asf,
-               sum(amount * rsf_factor) AS rsf
-        FROM fields GROUP BY entity_id"""
-    ctes["counts"] = """
-        SELECT entity_id,
+               sum(amount * rsf_factor) AS rsf,
                count(*) FILTER (WHERE is_valid) AS positions_accepted,
                count(*) FILTER (WHERE NOT is_valid) AS positions_quarantined
-        FROM pos WHERE entity_id IS NOT NULL GROUP BY entity_id"""
+        FROM fields GROUP BY entity_id"""
     ctes["base"] = """
         SELECT e.entity_id, e.reporting_currency,
                COALESCE(c.hqla_l1, 0)::DOUBLE AS hqla_l1,
@@ -521,11 +544,10 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
                COALESCE(c.total_inflows, 0)::DOUBLE AS total_inflows,
                COALESCE(c.asf, 0)::DOUBLE AS asf,
                COALESCE(c.rsf, 0)::DOUBLE AS rsf,
-               COALESCE(n.positions_accepted, 0)::BIGINT AS positions_accepted,
-               COALESCE(n.positions_quarantined, 0)::BIGINT AS positions_quarantined
+               COALESCE(c.positions_accepted, 0)::BIGINT AS positions_accepted,
+               COALESCE(c.positions_quarantined, 0)::BIGINT AS positions_quarantined
         FROM ent_valid e
-        LEFT JOIN comp c ON c.entity_id = e.entity_id
-        LEFT JOIN counts n ON n.entity_id = e.entity_id"""
+        LEFT JOIN comp c ON c.entity_id = e.entity_id"""
     ctes["caps"] = """
         SELECT *,
                greatest(hqla_l2b - 15.0 / 85.0 * (hqla_l1 + hqla_l2a),
@@ -553,7 +575,10 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
 
 
 def _with(ctes: dict[str, str]) -> str:
-    return "WITH " + ",\n".join(f"{name} AS ({body})" for name, body in ctes.items()) + "\n"
+    def one(name: str, body: str) -> str:
+        hint = " NOT MATERIALIZED" if name == "positions_raw" else ""
+        return f"{name} AS{hint} ({body})"
+    return "WITH " + ",\n".join(one(n, b) for n, b in ctes.items()) + "\n"
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ HQLA_LEVELS = ("L1", "L2A", "L2B_RMBS", "L2B_OTHER", "NON_HQLA")
 ISSUER_TYPES = ("SOVEREIGN", "CENTRAL_BANK", "PSE", "MDB", "BANK", "CORPORATE", "COVERED_BOND", "RMBS", "EQUITY")
 
 # product, weight, source system, share with a counterparty, share without maturity, longest maturity (days),
-# median balance (USD; sized for a plausible balance sheet and LCR), balance log-sd, counterparty-type weights (order of CP_TYPES)
+# median balance (USD; sized for a plausible balance sheet, LCR ~ 150-200%), balance log-sd,
+# counterparty-type weights (order of CP_TYPES; None: no counterparty, or the overall mix)
 _RETAIL_HEAVY = (45, 15, 15, 2, 0.5, 3, 1, 8, 8, 2.5)
 _WHOLESALE = (0, 0, 2, 5, 10, 3, 2, 45, 30, 3)
 _MIXED = (5, 5, 30, 5, 1, 5, 1, 20, 20, 8)
@@ -105,7 +106,6 @@ PRODUCT_TABLE = [
 ]
 PRODUCTS = tuple(p[0] for p in PRODUCT_TABLE)
 SOURCE_SYSTEMS = ("LOANS", "DEPOSITS", "TREASURY", "MARKETS")
-P = {name: i for i, name in enumerate(PRODUCTS)}
 
 BOUNDARY_DAYS = np.array([0, 1, 29, 30, 31, 32, 181, 182, 183, 184, 363, 364, 365, 366])
 MATURITY_COVERAGE = (-5, 0, 30, 31, 182, 183, 364, 365)      # forced into every date
@@ -322,20 +322,20 @@ def _force(values: np.ndarray, eligible: np.ndarray, wanted, protected: np.ndarr
 
 def make_positions(rng, ctx: dict, day: datetime.date, first_row: int, n: int, cover: bool) -> dict:
     """A chunk of clean positions as numpy columns (codes into vocabularies, scaled decimals, masks)."""
-    pa_ = PRODUCT_ARRAYS
+    prod = PRODUCT_ARRAYS
     d = _epoch_day(day)
     protected = np.zeros(n, dtype=bool)
-    product = rng.permutation(np.repeat(np.arange(len(PRODUCTS)), _allocate(n, pa_["weight"])))
-    source = pa_["source"][product]
-    is_ = {name: product == i for name, i in P.items()}
+    product = rng.permutation(np.repeat(np.arange(len(PRODUCTS)), _allocate(n, prod["weight"])))
+    source = prod["source"][product]
+    is_ = {name: product == i for i, name in enumerate(PRODUCTS)}
     source[is_["SECURITY"] & (rng.random(n) < 0.4)] = SOURCE_SYSTEMS.index("MARKETS")
     entity = rng.choice(len(ctx["entity_p"]), size=n, p=ctx["entity_p"])
     currency = np.where(rng.random(n) < 0.8, ctx["entity_ccy"][entity],
                         rng.choice(len(CURRENCIES), size=n, p=ctx["ccy_p"]))
 
     # counterparty: a type drawn per product, then a counterparty of that type
-    has_cp = rng.random(n) < pa_["cp_share"][product]
-    cp_type = _by_product(rng, product, pa_["cp_p"])
+    has_cp = rng.random(n) < prod["cp_share"][product]
+    cp_type = _by_product(rng, product, prod["cp_p"])
     if cover:
         _force(cp_type, has_cp, np.arange(len(CP_TYPES)), protected)
     start, count = ctx["cp_start"][cp_type], ctx["cp_count"][cp_type]
@@ -349,8 +349,8 @@ def make_positions(rng, ctx: dict, day: datetime.date, first_row: int, n: int, c
     security[collateral] = sec["bonds"][rng.integers(0, len(sec["bonds"]), collateral.sum())]
 
     # maturity
-    r = _residual_days(rng, pa_["horizon"][product])
-    has_maturity = (rng.random(n) >= pa_["null_maturity"][product]) & ~is_["SECURITY"]
+    r = _residual_days(rng, prod["horizon"][product])
+    has_maturity = (rng.random(n) >= prod["null_maturity"][product]) & ~is_["SECURITY"]
     if cover:
         _force(r, has_maturity, MATURITY_COVERAGE, protected)
     maturity = d + r
@@ -358,7 +358,7 @@ def make_positions(rng, ctx: dict, day: datetime.date, first_row: int, n: int, c
     has_maturity |= is_["SECURITY"] & (maturity >= 0)
 
     # amounts: balance in the position currency (quantity x price for securities)
-    usd = pa_["median"][product] * np.exp(np.clip(rng.normal(0, 1, n), -5, 5) * pa_["sigma"][product])
+    usd = prod["median"][product] * np.exp(np.clip(rng.normal(0, 1, n), -5, 5) * prod["sigma"][product])
     local = usd / CCY_USD[currency]
     balance = np.maximum(np.round(local * 100), 100).astype(np.int64)
     facility = is_["CREDIT_FACILITY"] | is_["LIQUIDITY_FACILITY"]
@@ -376,7 +376,7 @@ def make_positions(rng, ctx: dict, day: datetime.date, first_row: int, n: int, c
     lending = is_["LOAN"] | is_["MORTGAGE"] | is_["REVERSE_REPO"] | placed
     performing = (rng.random(n) >= 0.03, (rng.random(n) >= 0.4) & lending)
     loan = is_["LOAN"] | is_["MORTGAGE"]
-    rw = RISK_WEIGHTS[_by_product(rng, product, pa_["rw_p"])]
+    rw = RISK_WEIGHTS[_by_product(rng, product, prod["rw_p"])]
     risk_weight = (np.round(rw * 10_000).astype(np.int64), loan & (rng.random(n) >= 0.1))
 
     # encumbrance

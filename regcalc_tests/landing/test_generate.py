@@ -200,7 +200,8 @@ def test_csv_bad_rows_include_unparseable_dates_numbers_and_booleans(tmp_path):
         return s.str.lower().map({"true": True, "false": False})
 
     counts = summary["bad_rows_by_kind"]
-    assert unparseable("maturity_date", as_date) + unparseable("encumbered_until", as_date) == counts["unparseable_date"]
+    dates = unparseable("maturity_date", as_date) + unparseable("encumbered_until", as_date)
+    assert dates == counts["unparseable_date"]
     assert unparseable("balance", as_number) + unparseable("quantity", as_number) == counts["unparseable_number"]
     assert sum(unparseable(c, as_bool) for c in ("insured", "stable_relationship", "operational", "performing")) \
         == counts["unparseable_boolean"]
@@ -213,7 +214,8 @@ def test_chunked_generation_writes_one_row_group_per_chunk(tmp_path, monkeypatch
     assert pq.ParquetFile(path).num_row_groups == 3
     assert pq.read_table(path).num_rows == N
     assert summary["bad_rows_injected"] == round(N * 0.01)
-    assert len(set().union(*broken_rows(tmp_path, "2024-06-28").values())) == summary["rows_to_quarantine"]["2024-06-28"]
+    broken = set().union(*broken_rows(tmp_path, "2024-06-28").values())
+    assert len(broken) == summary["rows_to_quarantine"]["2024-06-28"]
 
 
 def broken_rows(root: Path, day: str) -> dict[str, set[int]]:

@@ -1,0 +1,139 @@
+"""EOD benchmark: `regcalc eod` for one date against the same calculation done directly in DuckDB SQL.
+
+    python benchmarks/eod_benchmark.py [--positions 2000000 20000000] [--entities 20]
+                                       [--engines duckdb spark] [--repeats 3]
+
+For each size: generates a landing zone (cached under benchmarks/results/landing-<n>), then per
+repeat times, each in a fresh process and a fresh $REGCALC_HOME:
+  * baseline: benchmarks/baseline_sql.py (an independent implementation of the spec in DuckDB SQL)
+  * regcalc eod on each engine (Dagster runs, stage storage, warehouse load; the whole command)
+Wall time and peak memory (RSS summed over the process tree, the Spark JVM included) are
+measured from outside. Prints JSON: medians, positions per second, ratios to the baseline of the
+same run, and the growth of cost from the smallest to the largest size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+DATE = "2024-06-28"
+
+
+def run_measured(cmd: list[str], env: dict) -> dict:
+    """Wall seconds and peak tree RSS (MiB) of a command, polled every 50 ms."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    root, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-2000:]}\n{err[-4000:]}")
+    return {"seconds": seconds, "peak_rss_mib": peak / 2**20, "stdout": out}
+
+
+def landing_for(positions: int, entities: int) -> Path:
+    root = HERE / "results" / f"landing-{entities}e-{positions}"
+    if not (root / f"business_date={DATE}" / "positions.parquet").exists():
+        from regcalc_assets.landing.generate import generate_landing
+        import datetime as dt
+
+        shutil.rmtree(root, ignore_errors=True)
+        generate_landing(root, dt.date.fromisoformat(DATE), 1, entities, positions, seed=2024)
+    return root
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def bench_size(positions: int, entities: int, engines: list[str], repeats: int) -> dict:
+    landing = landing_for(positions, entities)
+    py = sys.executable
+    base_env = {**os.environ}
+    base_env.pop("DAGSTER_HOME", None)
+    samples: dict[str, list[dict]] = {"baseline_duckdb_sql": []}
+    for engine in engines:
+        samples[f"regcalc_eod_{engine}"] = []
+    for _ in range(repeats):
+        samples["baseline_duckdb_sql"].append(
+            run_measured([py, str(HERE / "baseline_sql.py"), "--landing", str(landing), "--date", DATE], base_env)
+        )
+        for engine in engines:
+            home = Path(tempfile.mkdtemp(prefix=f"regcalc-bench-{engine}-"))
+            env = {**base_env, "REGCALC_HOME": str(home), "REGCALC_ENGINE": engine}
+            samples[f"regcalc_eod_{engine}"].append(
+                run_measured([py, "-m", "regcalc_cli.main", "eod", "--date", DATE, "--landing", str(landing)], env)
+            )
+            shutil.rmtree(home, ignore_errors=True)
+    result = {"positions": positions, "entities": entities, "repeats": repeats, "cases": {}}
+    baseline = median([s["seconds"] for s in samples["baseline_duckdb_sql"]])
+    for name, runs in samples.items():
+        secs = median([r["seconds"] for r in runs])
+        result["cases"][name] = {
+            "median_seconds": round(secs, 3),
+            "all_seconds": [round(r["seconds"], 3) for r in runs],
+            "positions_per_second": round(positions / secs),
+            "peak_rss_mib": round(max(r["peak_rss_mib"] for r in runs), 1),
+            "ratio_to_baseline": round(secs / baseline, 2),
+        }
+    return result
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--positions", type=int, nargs="+", default=[2_000_000])
+    parser.add_argument("--entities", type=int, default=20)
+    parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=str(HERE / "results" / "eod_benchmark.json"))
+    args = parser.parse_args(argv)
+    sizes = [bench_size(n, args.entities, args.engines, args.repeats) for n in args.positions]
+    report = {
+        "benchmark": "eod",
+        "business_date": DATE,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "sizes": sizes,
+    }
+    if len(sizes) > 1:
+        small, large = sizes[0], sizes[-1]
+        factor = large["positions"] / small["positions"]
+        report["growth"] = {
+            name: {
+                "size_factor": factor,
+                "time_factor": round(large["cases"][name]["median_seconds"] / small["cases"][name]["median_seconds"], 2),
+            }
+            for name in small["cases"]
+        }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

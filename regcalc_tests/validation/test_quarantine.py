@@ -1,0 +1,101 @@
+"""Every kind of bad row the contract lists is quarantined with its rule, on both engines.
+
+A tiny CSV landing zone is written by hand; each position row breaks exactly the rule named in
+its position_id (or none), so the expected reason is known without the code under test.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from regcalc_assets.landing import logic as landing
+from regcalc_assets.validation import logic as validation
+
+DATE = "2024-06-28"
+HEADER = ("position_id,source_system,entity_id,counterparty_id,product,currency,balance,quantity,security_id,"
+          "maturity_date,insured,stable_relationship,operational,performing,risk_weight,encumbered_until")
+# position_id -> (csv row after position_id, expected first reason or None for accepted)
+POSITIONS = {
+    "OK_LOAN": ("LOANS,E1,C1,LOAN,USD,100,,,2024-07-10,,,,TRUE,0.5,", None),
+    "OK_SEC": ("MARKETS,E1,,SECURITY,USD,,10,S1,,,,,,,", None),
+    "OK_REPO_NO_COLL": ("TREASURY,E1,C1,REPO,USD,50,,,,,,,,,", None),
+    "BAD_PRODUCT": ("LOANS,E1,C1,SWAPTION,USD,100,,,,,,,,,", "product:unknown_value"),
+    "BAD_NEG_BAL": ("LOANS,E1,C1,LOAN,USD,-5,,,,,,,,,", "balance:negative"),
+    "BAD_NEG_QTY": ("MARKETS,E1,,SECURITY,USD,,-1,S1,,,,,,,", "quantity:negative"),
+    "BAD_RW": ("LOANS,E1,C1,LOAN,USD,100,,,,,,,,12.6,", "risk_weight:out_of_range"),
+    "BAD_DATE": ("LOANS,E1,C1,LOAN,USD,100,,,2024-6-1,,,,,,", "maturity_date:unparseable"),
+    "BAD_DATE2": ("LOANS,E1,C1,LOAN,USD,100,,,2024-02-30,,,,,,", "maturity_date:unparseable"),
+    "BAD_NUMBER": ("LOANS,E1,C1,LOAN,USD,1e,,,,,,,,,", "balance:unparseable"),
+    "BAD_BOOL": ("DEPOSITS,E1,C1,DEPOSIT,USD,100,,,,yes,,,,,", "insured:unparseable"),
+    "BAD_NO_CPTY": ("LOANS,E1,,LOAN,USD,100,,,,,,,,,", "counterparty_id:missing"),
+    "BAD_UNKNOWN_CPTY": ("LOANS,E1,C404,LOAN,USD,100,,,,,,,,,", "counterparty_id:unknown_reference"),
+    "BAD_INVALID_CPTY": ("LOANS,E1,C_BADTYPE,LOAN,USD,100,,,,,,,,,", "counterparty_id:unknown_reference"),
+    "BAD_DUP_CPTY": ("LOANS,E1,C_DUP,LOAN,USD,100,,,,,,,,,", "counterparty_id:unknown_reference"),
+    "BAD_CASH_UNKNOWN_CPTY": ("TREASURY,E1,C404,CASH,USD,100,,,,,,,,,", "counterparty_id:unknown_reference"),
+    "BAD_UNKNOWN_SEC": ("MARKETS,E1,,SECURITY,USD,,10,S404,,,,,,,", "security_id:unknown_reference"),
+    "BAD_NO_PRICE": ("MARKETS,E1,,SECURITY,USD,,10,S_NOPRICE,,,,,,,", "security_id:missing_price"),
+    "BAD_SEC_NO_ID": ("MARKETS,E1,,SECURITY,USD,,10,,,,,,,,", "security_id:missing"),
+    "BAD_SEC_NO_QTY": ("MARKETS,E1,,SECURITY,USD,,,S1,,,,,,,", "quantity:missing"),
+    "BAD_NO_BAL": ("LOANS,E1,C1,LOAN,USD,,,,,,,,,,", "balance:missing"),
+    "BAD_NO_FX": ("TREASURY,E1,,CASH,CHF,100,,,,,,,,,", "currency:missing_fx_rate"),
+    "BAD_NO_CCY": ("TREASURY,E1,,CASH,,100,,,,,,,,,", "currency:missing"),
+    "DUP": ("LOANS,E1,C1,LOAN,USD,100,,,,,,,,,", "position_key:duplicate"),
+    "E2_ROW": ("LOANS,E2,C1,LOAN,USD,100,,,,,,,,,", "reporting_currency:missing_fx_rate"),
+}
+EXTRA_ROWS = ["DUP,LOANS,E1,C1,LOAN,USD,200,,,,,,,,,"]  # the second copy of a duplicated key
+
+
+def write_landing(root):
+    folder = root / f"business_date={DATE}"
+    folder.mkdir(parents=True)
+    rows = [f"{pid},{rest}" for pid, (rest, _) in POSITIONS.items()] + EXTRA_ROWS
+    (folder / "positions.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    (folder / "counterparties.csv").write_text(
+        "counterparty_id,counterparty_type,name,country\nC1,RETAIL,a,GB\nC_BADTYPE,ALIEN,b,GB\n"
+        "C_DUP,BANK,c,GB\nC_DUP,BANK,c2,GB\n"
+    )
+    (folder / "securities.csv").write_text(
+        "security_id,hqla_level,issuer_type,maturity_date\nS1,L1,SOVEREIGN,2030-01-01\nS_NOPRICE,L2A,CORPORATE,\n"
+    )
+    (folder / "entities.csv").write_text(
+        "entity_id,name,reporting_currency,country,parent_entity_id\nE1,One,USD,US,\nE2,Two,SEK,SE,\n"
+    )
+    (folder / "fx_rates.csv").write_text("currency,usd_per_unit\nUSD,1\nEUR,1.08\n")
+    (folder / "prices.csv").write_text("security_id,price\nS1,99.5\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def flagged(engine, tmp_path_factory):
+    root = write_landing(tmp_path_factory.mktemp("lz"))
+    frames = landing.read_all(engine, str(root), DATE)
+    landed = landing.land_positions(frames, DATE, ["E1", "E2"])
+    flagged, typed = validation.flag_positions(landed)
+    return flagged, typed
+
+
+def test_every_bad_row_is_quarantined_with_its_rule(flagged):
+    flagged, typed = flagged
+    quarantined = validation.quarantined_positions(flagged).collect()
+    accepted = validation.accepted_positions(flagged, typed).collect()
+    got = {}
+    for row in quarantined:
+        got.setdefault(row["position_id"], set()).add(row["quarantine_rule"])
+        assert row["quarantine_reasons"].split(";")[0] == row["quarantine_rule"]
+        assert row["source_file"].endswith("positions.csv") and row["source_row"] >= 1
+    expected_bad = {pid: reason for pid, (_, reason) in POSITIONS.items() if reason}
+    assert {pid: rules.pop() for pid, rules in got.items()} == expected_bad
+    assert sorted(r["position_id"] for r in accepted) == ["OK_LOAN", "OK_REPO_NO_COLL", "OK_SEC"]
+    # rows delivered = accepted + quarantined (the duplicate key counts twice, once per row)
+    assert len(accepted) + len(quarantined) == len(POSITIONS) + len(EXTRA_ROWS)
+
+
+def test_accepted_rows_are_typed(flagged):
+    flagged, typed = flagged
+    rows = {r["position_id"]: r for r in validation.accepted_positions(flagged, typed).collect()}
+    loan = rows["OK_LOAN"]
+    assert loan["balance"] == 100.0 and loan["risk_weight"] == 0.5 and loan["performing"] is True
+    assert str(loan["maturity_date"]) == "2024-07-10" and loan["counterparty_type"] == "RETAIL"
+    sec = rows["OK_SEC"]
+    assert sec["quantity"] == 10.0 and sec["price"] == 99.5 and sec["security_hqla_level"] == "L1"
+    assert rows["OK_REPO_NO_COLL"]["security_hqla_level"] is None
