@@ -238,10 +238,20 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
     issuer_ok = (f"issuer_type IN {_in(ISSUER_TYPES)}" if STRICT_NULL_ISSUER_TYPE
                  else f"(issuer_type IS NULL OR issuer_type IN {_in(ISSUER_TYPES)})")
 
+    # ---- the product list, with "counterparty_id required?" (landing-zone.md)
+    ctes["products"] = "SELECT * FROM (VALUES " + ", ".join(
+        f"({_q(p)}, {'TRUE' if p in COUNTERPARTY_OPTIONAL else 'FALSE'})" for p in PRODUCTS
+    ) + ") AS t(product, cp_optional)"
+
     # ---- reference data: a key is valid only if it occurs once and its row keeps the contract.
     # (bool_and ignores NULLs, hence the COALESCEs.)
     ctes["cp_valid"] = f"""
-        SELECT counterparty_id, any_value(counterparty_type) AS counterparty_type
+        SELECT counterparty_id, any_value(counterparty_type) AS counterparty_type,
+               -- counterparty groups (liquidity-rules.md notation), on the small table
+               any_value(counterparty_type) IN {RSME} AS rsme,
+               any_value(counterparty_type) IN {PUBLIC} AS pub,
+               any_value(counterparty_type) IN {FI} AS fi,
+               any_value(counterparty_type) = 'OTHER' AS oth
         FROM counterparties_raw WHERE counterparty_id IS NOT NULL
         GROUP BY counterparty_id
         HAVING count(*) = 1
@@ -270,6 +280,14 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
         FROM prices_raw WHERE security_id IS NOT NULL
         GROUP BY security_id
         HAVING count(*) = 1 AND bool_and(COALESCE(price > 0, FALSE))"""
+    # small joins done once on the reference side: the entity's reporting-currency rate and
+    # the security's price
+    ctes["ent_fx"] = """
+        SELECT e.entity_id, e.reporting_currency, f.usd_per_unit AS fx_rep
+        FROM ent_valid e LEFT JOIN fx_valid f ON e.reporting_currency = f.currency"""
+    ctes["sec_px"] = """
+        SELECT s.security_id, s.hqla_level, s.issuer_type, s.maturity_date, x.price
+        FROM sec_valid s LEFT JOIN px_valid x ON s.security_id = x.security_id"""
     # duplicated (position_id, source_system): a cheap 64-bit hash pass finds candidate keys,
     # the exact string comparison then runs on the (tiny) candidate set only.
     ctes["dup_hash"] = """
@@ -291,40 +309,41 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
                p.stable_relationship, p.operational, p.performing, p.risk_weight,
                p.encumbered_until,
                e.reporting_currency, cp.counterparty_type AS cpt,
+               cp.rsme AS cp_rsme, cp.pub AS cp_pub, cp.fi AS cp_fi, cp.oth AS cp_oth,
+               pr.cp_optional,
                s.hqla_level AS sec_level, s.issuer_type AS sec_issuer,
-               s.maturity_date AS sec_maturity, px.price, fxp.usd_per_unit AS fx_pos,
-               fxr.usd_per_unit AS fx_rep,
+               s.maturity_date AS sec_maturity, s.price, fxp.usd_per_unit AS fx_pos,
+               e.fx_rep,
                COALESCE(
                    p.position_id IS NOT NULL AND p.source_system IS NOT NULL
                AND p.entity_id IS NOT NULL AND p.product IS NOT NULL AND p.currency IS NOT NULL
-               AND p.product IN {_in(PRODUCTS)}
+               AND pr.product IS NOT NULL
                AND NOT (p.balance__bad OR p.quantity__bad OR p.risk_weight__bad
                         OR p.maturity_date__bad OR p.encumbered_until__bad OR p.insured__bad
                         OR p.stable_relationship__bad OR p.operational__bad
                         OR p.performing__bad)
                AND e.entity_id IS NOT NULL
-               AND (p.counterparty_id IS NOT NULL OR p.product IN {_in(COUNTERPARTY_OPTIONAL)})
+               AND (p.counterparty_id IS NOT NULL OR pr.cp_optional)
                AND (p.counterparty_id IS NULL OR cp.counterparty_id IS NOT NULL)
                AND (p.security_id IS NULL OR s.security_id IS NOT NULL)
                AND (p.product <> 'SECURITY'
                     OR (p.security_id IS NOT NULL AND p.quantity IS NOT NULL
-                        AND px.price IS NOT NULL))
+                        AND s.price IS NOT NULL))
                AND (p.product = 'SECURITY' OR p.balance IS NOT NULL)
                AND (p.balance IS NULL OR p.balance >= 0)
                AND (p.quantity IS NULL OR p.quantity >= 0)
                AND (p.risk_weight IS NULL OR (p.risk_weight >= 0 AND p.risk_weight <= 12.5))
-               AND fxp.usd_per_unit IS NOT NULL AND fxr.usd_per_unit IS NOT NULL
+               AND fxp.usd_per_unit IS NOT NULL AND e.fx_rep IS NOT NULL
                AND dk.position_id IS NULL,
                FALSE) AS is_valid
         FROM positions_raw p
         LEFT JOIN dup_keys dk
                ON p.position_id = dk.position_id AND p.source_system = dk.source_system
-        LEFT JOIN ent_valid e ON p.entity_id = e.entity_id
+        LEFT JOIN products pr ON p.product = pr.product
+        LEFT JOIN ent_fx e ON p.entity_id = e.entity_id
         LEFT JOIN cp_valid cp ON p.counterparty_id = cp.counterparty_id
-        LEFT JOIN sec_valid s ON p.security_id = s.security_id
-        LEFT JOIN px_valid px ON p.security_id = px.security_id
-        LEFT JOIN fx_valid fxp ON p.currency = fxp.currency
-        LEFT JOIN fx_valid fxr ON e.reporting_currency = fxr.currency"""
+        LEFT JOIN sec_px s ON p.security_id = s.security_id
+        LEFT JOIN fx_valid fxp ON p.currency = fxp.currency"""
 
     # ---- derived notation (liquidity-rules.md "Notation"). amount is null for quarantined
     # rows, so they contribute to no figure (their calculation fields are never used).
@@ -345,10 +364,10 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
                COALESCE(insured, FALSE) AND COALESCE(stable_relationship, FALSE) AS stable,
                COALESCE(operational, FALSE) AS op,
                COALESCE(performing, TRUE) AS perf,
-               COALESCE(cpt IN {RSME}, FALSE) AS rsme,
-               COALESCE(cpt IN {PUBLIC}, FALSE) AS pub,
-               COALESCE(cpt IN {FI}, FALSE) AS fi,
-               COALESCE(cpt = 'OTHER', FALSE) AS oth,
+               COALESCE(cp_rsme, FALSE) AS rsme,
+               COALESCE(cp_pub, FALSE) AS pub,
+               COALESCE(cp_fi, FALSE) AS fi,
+               COALESCE(cp_oth, FALSE) AS oth,
                COALESCE(sec_level, 'NON_HQLA') AS coll
         FROM pos"""
     # within 30 days (needs a maturity) / maturity null or within 30 days / NSFR buckets:
@@ -575,8 +594,11 @@ def build_sql(con: duckdb.DuckDBPyConnection, landing_root: str | Path, business
 
 
 def _with(ctes: dict[str, str]) -> str:
+    # positions_raw is scanned twice (all columns; the two key columns for duplicates): not
+    # worth materializing. g is materialized on purpose: otherwise DuckDB inlines r / nw30 / b
+    # ... into every WHEN of the factor CASEs and re-evaluates them there (about 2x slower).
     def one(name: str, body: str) -> str:
-        hint = " NOT MATERIALIZED" if name == "positions_raw" else ""
+        hint = {"positions_raw": " NOT MATERIALIZED", "g": " MATERIALIZED"}.get(name, "")
         return f"{name} AS{hint} ({body})"
     return "WITH " + ",\n".join(one(n, b) for n, b in ctes.items()) + "\n"
 

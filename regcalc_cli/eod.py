@@ -16,6 +16,13 @@ class EodResult:
     error: str | None = None
 
 
+def root_cause(error) -> str:
+    """The innermost message of a Dagster error chain (the user's error, not Dagster's wrapper)."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def contiguous_groups(order: list[str], wanted: set[str]) -> list[list[str]]:
     """Split the wanted entities into runs of neighbours in the dynamic-partition order."""
     groups, current = [], []
@@ -68,8 +75,6 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
         if not result.success:
             ok = False
             failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-            error = "; ".join(
-                f"{e.step_key}: {e.event_specific_data.error.message.strip()}" for e in failures
-            ) or "run failed"
+            error = "; ".join(f"{e.step_key}: {root_cause(e.event_specific_data.error)}" for e in failures) or "run failed"
             break
     return EodResult(business_date, sorted(wanted), run_ids, time.perf_counter() - started, ok, error)

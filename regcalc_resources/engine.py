@@ -39,6 +39,10 @@ class ComputeEngine(dg.ConfigurableResource):
         """Write a zero-row Parquet file carrying ``df``'s schema into ``dest_dir``."""
         raise NotImplementedError
 
+    def checkpoint(self, df) -> Any:
+        """Compute ``df`` once and return a DataFrame over the result (for a frame used several times)."""
+        raise NotImplementedError
+
 
 def _cached(key: tuple, build):
     with _LOCK:
@@ -67,7 +71,7 @@ class DuckDBEngine(ComputeEngine):
                 conn.execute(f"SET threads = {int(self.threads)}")
             if self.memory_limit:
                 conn.execute(f"SET memory_limit = {_sql_str(self.memory_limit)}")
-            conn.execute("SET preserve_insertion_order = true")
+            conn.execute("SET preserve_insertion_order = false")  # CSV row numbers: see read_text_table
             return DuckDBSession(conn=conn)
 
         return _cached(("duckdb", self.threads, self.memory_limit), build)
@@ -88,17 +92,45 @@ class DuckDBEngine(ComputeEngine):
 
         reader = self.session().read.options(hive_partitioning=False)
         if path.endswith(".csv"):
-            df = reader.options(all_varchar=True, header=True, delim=",").csv(path)
-            row = F.row_number().over(Window.partitionBy(F.lit(0)))
+            return self._read_csv_numbered(path)
         else:
             df = reader.options(file_row_number=True).parquet(path)
             row = F.col("file_row_number") + F.lit(1)
         columns = [c for c in df.columns if c != "file_row_number"]
         return df.select(*[F.col(c).cast("string").alias(c) for c in columns], row.cast("bigint").alias("source_row"))
 
+    def _read_csv_numbered(self, path: str):
+        """CSV as text with file row numbers: loaded once with insertion order preserved, so that
+        ``row_number() OVER ()`` is the line's position in the file."""
+        import uuid
+
+        conn, name = self._conn(), f"landing_csv_{uuid.uuid4().hex[:16]}"
+        conn.execute("SET preserve_insertion_order = true")
+        try:
+            conn.execute(
+                f"CREATE TABLE {name} AS SELECT *, CAST(row_number() OVER () AS BIGINT) AS source_row "
+                f"FROM read_csv({_sql_str(path)}, header = true, all_varchar = true, delim = ',', quote = '\"')"
+            )
+        finally:
+            conn.execute("SET preserve_insertion_order = false")
+        return self.session().table(name)
+
     def read_parquet(self, paths: list[str]):
         globs = [p.rstrip("/") + "/*.parquet" for p in paths]
         return self.session().read.options(hive_partitioning=False).parquet(globs)
+
+    def checkpoint(self, df):
+        import uuid
+
+        conn = self._conn()
+        # one live checkpoint per session: steps run one after another in a process
+        for (old,) in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'checkpoint_%'"
+        ).fetchall():
+            conn.execute(f"DROP TABLE IF EXISTS {old}")
+        name = f"checkpoint_{uuid.uuid4().hex[:16]}"
+        conn.execute(f"CREATE TABLE {name} AS {self._sql(df)}")
+        return self.session().table(name)
 
     def write_partitioned(self, df, dest_dir: str, partition_cols: list[str]) -> None:
         cols = ", ".join(partition_cols)
@@ -170,6 +202,9 @@ class SparkEngine(ComputeEngine):
 
     def read_parquet(self, paths: list[str]):
         return self.session().read.parquet(*paths)
+
+    def checkpoint(self, df):
+        return df.localCheckpoint(eager=True)
 
     def write_partitioned(self, df, dest_dir: str, partition_cols: list[str]) -> None:
         df.write.mode("overwrite").option("compression", "zstd").partitionBy(*partition_cols).parquet(dest_dir)

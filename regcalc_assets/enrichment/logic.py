@@ -4,7 +4,14 @@ liquidity-rules.md, from the versioned factor tables. DataFrame in, DataFrame ou
 
 from __future__ import annotations
 
-from regcalc_assets.enrichment.tables import FactorTables, condition, first_match, load_factor_tables, sql_literal
+from regcalc_assets.enrichment.tables import (
+    FactorTables,
+    condition,
+    first_match,
+    load_factor_tables,
+    sql_literal,
+    value_of_rule,
+)
 from regcalc_assets.sparkapi import functions_for
 
 CALCULATION_FIELDS = ["amount", "hqla_level", "haircut", "outflow_rate", "inflow_rate", "asf_factor", "rsf_factor"]
@@ -87,11 +94,11 @@ def enrich_positions(positions, tables: FactorTables | None = None):
     t = tables.tables
     df = classify(positions)
     df = df.withColumn("hqla_level", first_match(F, t["hqla_level"], lambda row: sql_literal(row.value)))
-    fields = {}
-    for field in ("haircut", "outflow_rate", "inflow_rate", "asf_factor", "rsf_factor"):
-        fields[field] = first_match(F, t[field], lambda row: sql_literal(float(row.value)))
-        fields[RULE_COLUMNS[field]] = first_match(F, t[field], lambda row: sql_literal(row.id))
-    df = df.withColumns(fields)
+    # the first matching row's id, then its value by id: each table's conditions are evaluated once
+    df = df.withColumns(
+        {RULE_COLUMNS[f]: first_match(F, t[f], lambda row: sql_literal(row.id)) for f in RULE_COLUMNS}
+    )
+    df = df.withColumns({f: value_of_rule(F, t[f], RULE_COLUMNS[f]) for f in RULE_COLUMNS})
     base_rsf, base_rule = F.col("rsf_factor"), F.col("rsf_rule")
     non_performing = base_rule == F.lit(t["rsf_factor"][0].id)
     rsf, rule = base_rsf, base_rule

@@ -76,6 +76,12 @@ def first_match(F, rows: tuple[TableRow, ...], pick):
     return F.expr(f"CASE {branches} END")
 
 
+def value_of_rule(F, rows: tuple[TableRow, ...], rule_column: str):
+    """The value of the table row named in ``rule_column`` (null when no row matched)."""
+    branches = " ".join(f"WHEN {sql_literal(row.id)} THEN {sql_literal(float(row.value))}" for row in rows)
+    return F.expr(f"CASE `{rule_column}` {branches} END")
+
+
 def sql_literal(value) -> str:
     if value is None:
         return "NULL"

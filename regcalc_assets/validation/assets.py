@@ -6,6 +6,7 @@ import dagster as dg
 from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_assets.sparkapi import functions_for
 from regcalc_assets.validation import logic
+from regcalc_resources.engine import ComputeEngine
 
 RECONCILES = "delivered_equals_accepted_plus_quarantined"
 
@@ -36,10 +37,11 @@ RECONCILES = "delivered_equals_accepted_plus_quarantined"
     check_specs=[dg.AssetCheckSpec(RECONCILES, asset="quarantined_positions",
                                    description="For every entity: rows delivered = accepted + quarantined")],
 )
-def validate_positions(context: dg.AssetExecutionContext, landed_positions, entity_profiles):
+def validate_positions(context: dg.AssetExecutionContext, engine: ComputeEngine, landed_positions, entity_profiles):
     """Split landed positions into accepted and quarantined rows (landing-zone.md, 'Bad input')."""
     F, _ = functions_for(landed_positions)
     flagged, typed = logic.flag_positions(landed_positions)
+    flagged = engine.checkpoint(flagged)  # parsed and checked once, read by both outputs and the counts
     clean = F.col(logic.REASONS) == F.lit("")
     counts = {
         r["entity_id"]: (int(r["accepted"]), int(r["quarantined"]))
