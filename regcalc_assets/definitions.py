@@ -9,7 +9,7 @@ from regcalc_assets.enrichment import assets as enrichment
 from regcalc_assets.landing import assets as landing
 from regcalc_assets.metrics import assets as metrics
 from regcalc_assets.publication import assets as publication
-from regcalc_assets.schedules import eod_job, eod_schedule
+from regcalc_assets.schedules import eod_job, eod_schedule, unassigned_job, unassigned_schedule
 from regcalc_assets.validation import assets as validation
 from regcalc_resources import build_resources
 
@@ -19,8 +19,8 @@ ALL_ASSETS = dg.load_assets_from_modules([landing, validation, enrichment, aggre
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
-        jobs=[eod_job],
-        schedules=[eod_schedule],
+        jobs=[eod_job, unassigned_job],
+        schedules=[eod_schedule, unassigned_schedule],
         resources=build_resources(),
     )
 

@@ -6,13 +6,20 @@ import os
 
 import dagster as dg
 
-from regcalc_assets.partitions import DATE_ENTITY, ENTITY_PARTITIONS, date_range_tags
+from regcalc_assets.partitions import BUSINESS_DATES, DATE_ENTITY, ENTITY_PARTITIONS, date_range_tags
 
+DATE_LEVEL = dg.AssetSelection.assets("unassigned_positions")
 eod_job = dg.define_asset_job(
     "eod_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - DATE_LEVEL,
     partitions_def=DATE_ENTITY,
     description="Every stage, landing zone to warehouse, for one business date and its entities.",
+)
+unassigned_job = dg.define_asset_job(
+    "unassigned_positions_job",
+    selection=DATE_LEVEL,
+    partitions_def=BUSINESS_DATES,
+    description="Positions of a business date that belong to no known entity (quarantined, counted).",
 )
 
 
@@ -46,3 +53,8 @@ def eod_schedule(context: dg.ScheduleEvaluationContext):
     if not entities:
         return dg.SkipReason(f"no entities delivered for {business_date}")
     return eod_run_request(context.instance, business_date, entities)
+
+
+unassigned_schedule = dg.build_schedule_from_partitioned_job(
+    unassigned_job, hour_of_day=19, minute_of_hour=30, description="Date-level quarantine of the EOD batch."
+)

@@ -14,6 +14,7 @@ class EodResult:
     seconds: float
     success: bool
     error: str | None = None
+    unassigned: int = 0
 
 
 def root_cause(error) -> str:
@@ -61,7 +62,8 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
     eod_run_request(instance, business_date, sorted(wanted))  # registers new entity partitions
     from regcalc_assets.definitions import build_definitions
 
-    job = build_definitions().resolve_job_def("eod_job")
+    defs = build_definitions()
+    job = defs.resolve_job_def("eod_job")
     started = time.perf_counter()
     run_ids, ok, error = [], True, None
     for group in contiguous_groups(instance.get_dynamic_partitions(ENTITY_PARTITIONS), wanted):
@@ -77,4 +79,17 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
             failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
             error = "; ".join(f"{e.step_key}: {root_cause(e.event_specific_data.error)}" for e in failures) or "run failed"
             break
-    return EodResult(business_date, sorted(wanted), run_ids, time.perf_counter() - started, ok, error)
+    unassigned = 0
+    if ok and not entities:  # positions of no known entity: counted once per date, on a full EOD
+        result = defs.resolve_job_def("unassigned_positions_job").execute_in_process(
+            instance=instance, partition_key=business_date, raise_on_error=False,
+            tags={"regcalc/business_date": business_date, "regcalc/trigger": "cli-eod"},
+        )
+        run_ids.append(result.run_id)
+        ok = result.success
+        if ok:
+            mat = result.asset_materializations_for_node("unassigned_positions")[0]
+            unassigned = int(mat.metadata["positions_unassigned"].value)
+        else:
+            error = "unassigned_positions failed"
+    return EodResult(business_date, sorted(wanted), run_ids, time.perf_counter() - started, ok, error, unassigned)

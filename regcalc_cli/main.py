@@ -64,7 +64,8 @@ def eod(business_date, landing, entities):
     status = "ok" if result.success else "FAILED"
     click.echo(
         f"eod {business_date}: {status} - {len(result.entities)} entities in {len(result.run_ids)} run(s), "
-        f"{result.seconds:.1f}s (runs: {', '.join(result.run_ids)})"
+        f"{result.seconds:.1f}s (runs: {', '.join(result.run_ids)}); "
+        f"{result.unassigned} position(s) with a null or unknown entity_id quarantined"
     )
     if not result.success:
         click.echo(f"error: {result.error}", err=True)

@@ -32,9 +32,12 @@ def partition_pairs(context) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
+WHOLE_DATE = "_all"  # the "entity" of a date-level (daily-partitioned) asset
+
+
 def _split(key: str) -> dict[str, str]:
-    date, entity = key.split("|", 1)
-    return {"date": date, "entity": entity}
+    date, _, entity = key.partition("|")
+    return {"date": date, "entity": entity or WHOLE_DATE}
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -47,6 +50,8 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         return Path(self.root) / asset
 
     def partition_dir(self, asset: str, date: str, entity: str) -> Path:
+        if entity == WHOLE_DATE:
+            return self.asset_dir(asset) / f"business_date={date}"
         return self.asset_dir(asset) / f"business_date={date}" / f"entity_id={entity}"
 
     def handle_output(self, context: dg.OutputContext, df) -> None:
@@ -61,8 +66,9 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         from regcalc_assets.sparkapi import functions_for
 
         F, _ = functions_for(df)
+        whole_date = all(entity == WHOLE_DATE for _, entity in pairs)
         out = df.withColumn(PART_DATE, F.col("business_date").cast("string")).withColumn(
-            PART_ENTITY, F.col("entity_id")
+            PART_ENTITY, F.lit(WHOLE_DATE) if whole_date else F.col("entity_id")
         )
         self.engine.write_partitioned(out, str(staging), [PART_DATE, PART_ENTITY])
         rows: dict[tuple[str, str], int] = {}
@@ -71,7 +77,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             if not written.exists():
                 self.engine.write_empty(df, str(written))
             rows[(date, entity)] = _count_rows(written)
-            self._swap(self.partition_dir(asset, date, entity), written)
+            self._swap(asset, self.partition_dir(asset, date, entity), written)
         shutil.rmtree(staging, ignore_errors=True)
         seconds = time.perf_counter() - started
         total = sum(rows.values())
@@ -86,10 +92,10 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def _swap(self, target: Path, new_version: Path) -> None:
+    def _swap(self, asset: str, target: Path, new_version: Path) -> None:
         """Point ``target`` at ``new_version`` with one atomic rename, then drop the old version."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        versions = target.parents[1] / ".versions"
+        versions = self.asset_dir(asset) / ".versions"
         final = versions / f"v-{uuid.uuid4().hex}"
         os.rename(new_version, final)
         old = os.path.realpath(target) if target.is_symlink() else None

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from regcalc_assets.landing import logic
-from regcalc_assets.partitions import DATE_ENTITY, run_scope
+from regcalc_assets.partitions import BUSINESS_DATES, DATE_ENTITY, run_scope
 from regcalc_resources.engine import ComputeEngine
 from regcalc_resources.landing import LandingZone
 
@@ -33,3 +33,15 @@ def entity_profiles(context: dg.AssetExecutionContext, engine: ComputeEngine, la
     business_date, entities = run_scope(context)
     frames = logic.read_all(engine, landing.root, business_date)
     return logic.entity_profiles(frames, business_date, entities, engine.session())
+
+
+@dg.asset(partitions_def=BUSINESS_DATES, io_manager_key="stage_io", group_name="validation", kinds={"parquet"})
+def unassigned_positions(context: dg.AssetExecutionContext, engine: ComputeEngine, landing: LandingZone):
+    """One row per delivered position of the business date whose entity_id is null or not in that
+    date's entities file, as delivered, with the rule it broke. Quarantined and counted for the
+    date but in no entity's figures (landing-zone.md, 'Bad input')."""
+    business_date = context.partition_key
+    frames = logic.read_all(engine, landing.root, business_date)
+    rows = logic.unassigned_positions(frames, business_date)
+    context.add_output_metadata({"positions_unassigned": rows.count()})
+    return rows

@@ -162,3 +162,21 @@ def delivered_entity_ids(landing_root: str, business_date: str) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - re-raised naming the file
         raise LandingFileError(f"cannot read landing file {path}: {exc}") from exc
     return [r[0] for r in rows]
+
+
+def unassigned_positions(frames: dict, business_date: str):
+    """Delivered positions whose entity_id is null or not in the date's entities file: quarantined,
+    counted for the date, in no entity's figures (landing-zone.md, 'Bad input')."""
+    from regcalc_assets.sparkapi import functions_for
+
+    positions, entities = frames["positions"], frames["entities"]
+    F, _ = functions_for(positions)
+    known = entities.where(F.col("entity_id").isNotNull()).select(F.col("entity_id").alias("known_entity")).distinct()
+    joined = positions.join(known, positions["entity_id"] == known["known_entity"], "left")
+    return joined.where(F.col("known_entity").isNull()).select(
+        F.lit(business_date).cast("date").alias("business_date"),
+        *[c for c in positions.columns if c not in ("business_date",)],
+        F.lit(locate_name(frames, "positions")).alias("source_file"),
+        F.when(F.col("entity_id").isNull(), F.lit("entity_id:missing"))
+        .otherwise(F.lit("entity_id:unknown_reference")).alias("quarantine_rule"),
+    )

@@ -56,7 +56,7 @@ def test_generate_eod_twice_is_idempotent_and_report_formats(tmp_path):
     dates = sorted(p.name.split("=")[1] for p in landing.glob("business_date=*"))
     assert dates == ["2024-07-01", "2024-07-02"]
     out = regcalc("eod", "--date", dates[0], "--landing", str(landing), home=home).stdout
-    assert "ok - 3 entities in 1 run(s)" in out
+    assert "ok - 3 entities in 2 run(s)" in out  # all entities in one run + the date-level run
     first_storage, first_wh = storage_digest(home / "storage"), warehouse_rows(home)
     assert len(first_wh) == 3 and len(first_storage) >= 3 * 8
     regcalc("eod", "--date", dates[0], "--landing", str(landing), home=home)

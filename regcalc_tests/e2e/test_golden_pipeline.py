@@ -42,5 +42,5 @@ def test_golden_base_figures(golden, regcalc_home, monkeypatch, engine_name, lan
 
     result = run_eod(get_instance(), DATE, str(golden / landing))
     assert result.success, result.error
-    assert len(result.run_ids) == 1, "one run serves every entity of the date"
+    assert len(result.run_ids) == 2, "one run serves every entity of the date, one the date-level quarantine"
     assert_matches(fetch_report(build_resources()["warehouse"], DATE), expected_rows(golden))

@@ -42,7 +42,11 @@ POSITIONS = {
     "DUP": ("LOANS,E1,C1,LOAN,USD,100,,,,,,,,,", "position_key:duplicate"),
     "E2_ROW": ("LOANS,E2,C1,LOAN,USD,100,,,,,,,,,", "reporting_currency:missing_fx_rate"),
 }
-EXTRA_ROWS = ["DUP,LOANS,E1,C1,LOAN,USD,200,,,,,,,,,"]  # the second copy of a duplicated key
+EXTRA_ROWS = [
+    "DUP,LOANS,E1,C1,LOAN,USD,200,,,,,,,,,",  # the second copy of a duplicated key
+    "NO_ENTITY,LOANS,,C1,LOAN,USD,100,,,,,,,,,",  # belongs to no entity: date-level quarantine
+    "GHOST_ENTITY,LOANS,E9,C1,LOAN,USD,100,,,,,,,,,",
+]
 
 
 def write_landing(root):
@@ -86,8 +90,16 @@ def test_every_bad_row_is_quarantined_with_its_rule(flagged):
     expected_bad = {pid: reason for pid, (_, reason) in POSITIONS.items() if reason}
     assert {pid: rules.pop() for pid, rules in got.items()} == expected_bad
     assert sorted(r["position_id"] for r in accepted) == ["OK_LOAN", "OK_REPO_NO_COLL", "OK_SEC"]
-    # rows delivered = accepted + quarantined (the duplicate key counts twice, once per row)
-    assert len(accepted) + len(quarantined) == len(POSITIONS) + len(EXTRA_ROWS)
+    # rows delivered = accepted + quarantined (the duplicate key counts twice, once per row),
+    # the two rows of no known entity being quarantined at date level
+    assert len(accepted) + len(quarantined) == len(POSITIONS) + len(EXTRA_ROWS) - 2
+
+
+def test_positions_of_no_known_entity_are_quarantined_for_the_date(engine, tmp_path):
+    root = write_landing(tmp_path / "lz")
+    frames = landing.read_all(engine, str(root), DATE)
+    rows = {r["position_id"]: r["quarantine_rule"] for r in landing.unassigned_positions(frames, DATE).collect()}
+    assert rows == {"NO_ENTITY": "entity_id:missing", "GHOST_ENTITY": "entity_id:unknown_reference"}
 
 
 def test_accepted_rows_are_typed(flagged):
