@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from regcalc_assets.sparkapi import functions_for
+from regcalc_assets.sparkapi import functions_for, session_of
 
 HQLA_COMPONENTS = {"L1": "HQLA_L1", "L2A": "HQLA_L2A", "L2B_RMBS": "HQLA_L2B_RMBS", "L2B_OTHER": "HQLA_L2B_OTHER"}
 COMPONENTS = [*HQLA_COMPONENTS.values(), "OUTFLOWS", "INFLOWS", "ASF", "RSF"]
@@ -59,7 +59,7 @@ def component_breakdown(enriched):
 def aggregate_components(breakdown, profiles):
     """All eight components for every valid entity (0 where nothing contributes)."""
     F, _ = functions_for(breakdown)
-    session = profiles.sparkSession if hasattr(profiles, "sparkSession") else profiles.session
+    session = session_of(profiles)
     names = session.createDataFrame([(c, i) for i, c in enumerate(COMPONENTS)], "component string, component_order int")
     sums = breakdown.groupBy("business_date", "entity_id", "component").agg(
         F.sum("amount").alias("amount"), F.sum("position_count").alias("position_count")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from regcalc_assets.enrichment.tables import (
     FactorTables,
-    condition,
+    condition_sql,
     first_match,
     load_factor_tables,
     sql_literal,
@@ -103,7 +103,7 @@ def enrich_positions(positions, tables: FactorTables | None = None):
     non_performing = base_rule == F.lit(t["rsf_factor"][0].id)
     rsf, rule = base_rsf, base_rule
     for row in reversed(t.get("rsf_encumbrance", ())):
-        applies = condition(F, row.when) & base_rsf.isNotNull() & ~F.coalesce(non_performing, F.lit(False))
+        applies = F.expr(condition_sql(row.when)) & base_rsf.isNotNull() & ~F.coalesce(non_performing, F.lit(False))
         value = F.lit(float(row.value))
         new = value if row.op == "set" else F.greatest(base_rsf, value)
         rsf = F.when(applies, new).otherwise(rsf)

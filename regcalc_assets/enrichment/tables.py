@@ -11,7 +11,7 @@ import yaml
 DEFAULT_REGIME = "bcbs_238_295_v1"
 # Contract defaults of the boolean flags (landing-zone.md): null performing means true, others false.
 FLAG_DEFAULTS = {"performing": True, "insured": False, "stable_relationship": False, "operational": False}
-COMPARATORS = {"ge": "__ge__", "gt": "__gt__", "le": "__le__", "lt": "__lt__"}
+COMPARATORS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
 @dataclass(frozen=True)
@@ -45,27 +45,6 @@ def load_factor_tables(name: str = DEFAULT_REGIME) -> FactorTables:
     return FactorTables(doc["regime"], int(doc["version"]), tables)
 
 
-def condition(F, when: dict):
-    """AND of a table row's conditions as a null-safe boolean column."""
-    cond = F.lit(True)
-    for column, expected in when.items():
-        col = F.col(column)
-        if isinstance(expected, bool):
-            if column in FLAG_DEFAULTS:
-                col = F.coalesce(col, F.lit(FLAG_DEFAULTS[column]))
-            term = col == F.lit(expected)
-        elif isinstance(expected, list):
-            term = col.isin(*expected)
-        elif isinstance(expected, dict):
-            term = F.lit(True)
-            for op, bound in expected.items():
-                term = term & getattr(col, COMPARATORS[op])(F.lit(bound))
-        else:
-            term = col == F.lit(expected)
-        cond = cond & F.coalesce(term, F.lit(False))
-    return cond
-
-
 def first_match(F, rows: tuple[TableRow, ...], pick):
     """CASE WHEN row1 THEN pick(row1) WHEN row2 ... END (null when no row matches), as one column.
 
@@ -93,7 +72,7 @@ def sql_literal(value) -> str:
 
 
 def condition_sql(when: dict) -> str:
-    """The Spark SQL text of ``condition`` (same semantics: every term null-safe, AND-ed)."""
+    """A table row's conditions as Spark SQL: every term null-safe (null is false), AND-ed."""
     terms = []
     for column, expected in when.items():
         col = f"`{column}`"
@@ -105,8 +84,7 @@ def condition_sql(when: dict) -> str:
             values = ", ".join(sql_literal(v) for v in expected)
             terms.append(f"COALESCE({col} IN ({values}), FALSE)")
         elif isinstance(expected, dict):
-            ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-            terms += [f"COALESCE({col} {ops[op]} {sql_literal(bound)}, FALSE)" for op, bound in expected.items()]
+            terms += [f"COALESCE({col} {COMPARATORS[op]} {sql_literal(bound)}, FALSE)" for op, bound in expected.items()]
         else:
             terms.append(f"COALESCE({col} = {sql_literal(expected)}, FALSE)")
     return " AND ".join(terms) or "TRUE"

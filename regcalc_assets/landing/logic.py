@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from regcalc_assets.sparkapi import functions_for, lookup
+from regcalc_assets.validation.contract import CONTRACT
+from regcalc_assets.validation.logic import valid_reference
+
 FILES = ("positions", "counterparties", "securities", "entities", "fx_rates", "prices")
 
 
@@ -48,9 +52,6 @@ def available_dates(landing_root: str) -> list[str]:
 
 
 def _valid(frames: dict, name: str):
-    from regcalc_assets.validation.contract import CONTRACT
-    from regcalc_assets.validation.logic import valid_reference
-
     return valid_reference(frames[name], CONTRACT[name])
 
 
@@ -61,8 +62,6 @@ def land_positions(frames: dict, business_date: str, entity_ids: list[str]):
     duplicate is seen even across entities. Reference attributes come only from reference rows
     that satisfy the contract; ``*_found`` says whether a non-null key found one.
     """
-    from regcalc_assets.sparkapi import functions_for, lookup
-
     positions = frames["positions"]
     F, Window = functions_for(positions)
     pid, system = F.col("position_id"), F.col("source_system")
@@ -111,8 +110,6 @@ def land_positions(frames: dict, business_date: str, entity_ids: list[str]):
 
 
 def reporting_fx(fx):
-    from regcalc_assets.sparkapi import functions_for
-
     F, _ = functions_for(fx)
     return fx.select(F.col("currency").alias("reporting_currency"), F.col("usd_per_unit").alias("reporting_fx_rate"))
 
@@ -123,8 +120,6 @@ def locate_name(frames: dict, name: str) -> str:
 
 def entity_profiles(frames: dict, business_date: str, entity_ids: list[str], session):
     """One row per requested entity: its reference row (if valid), reporting FX rate and delivered position count."""
-    from regcalc_assets.sparkapi import functions_for, lookup
-
     F, _ = functions_for(session)
     wanted = session.createDataFrame([(e,) for e in entity_ids], "entity_id string")
     fx = reporting_fx(_valid(frames, "fx_rates"))
@@ -167,8 +162,6 @@ def delivered_entity_ids(landing_root: str, business_date: str) -> list[str]:
 def unassigned_positions(frames: dict, business_date: str):
     """Delivered positions whose entity_id is null or not in the date's entities file: quarantined,
     counted for the date, in no entity's figures (landing-zone.md, 'Bad input')."""
-    from regcalc_assets.sparkapi import functions_for
-
     positions, entities = frames["positions"], frames["entities"]
     F, _ = functions_for(positions)
     known = entities.where(F.col("entity_id").isNotNull()).select(F.col("entity_id").alias("known_entity")).distinct()

@@ -113,10 +113,6 @@ POSITION_COLUMNS = [
     "counterparty_type", "security_hqla_level", "issuer_type", "security_maturity_date", "price",
     "fx_rate", "reporting_currency", "reporting_fx_rate", "source_file", "source_row",
 ]
-LANDED_EXTRA = [
-    "key_occurrences", "counterparty_found", "security_found", "price_found",
-]
-
 
 def position_checks(F, typed: dict) -> list:
     """Every rule of landing-zone.md a position can break, as (condition, reason)."""
@@ -155,12 +151,7 @@ def accepted_positions(flagged, typed):
     F, _ = functions_for(flagged)
     exprs = []
     for name in POSITION_COLUMNS:
-        if name in typed:
-            exprs.append(typed[name][0].alias(name))
-        elif name in ("security_maturity_date",):
-            exprs.append(F.col(name).cast("date").alias(name))
-        else:
-            exprs.append(F.col(name))
+        exprs.append(typed[name][0].alias(name) if name in typed else F.col(name))
     return flagged.where(F.col(REASONS) == F.lit("")).select(*exprs)
 
 

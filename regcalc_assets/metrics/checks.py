@@ -1,0 +1,56 @@
+"""Output contract of the final metrics, as a pandera model checked on every materialization."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+METRICS_CONTRACT = "figures_satisfy_contract"
+
+
+class LiquidityMetrics(pa.DataFrameModel):
+    """What liquidity-rules.md guarantees of every result row."""
+
+    entity_id: Series[str] = pa.Field(unique=True)
+    reporting_currency: Series[str]
+    hqla_l1: Series[float] = pa.Field(ge=0)
+    hqla_l2a: Series[float] = pa.Field(ge=0)
+    hqla_l2b: Series[float] = pa.Field(ge=0)
+    adj15: Series[float] = pa.Field(ge=0)
+    adj40: Series[float] = pa.Field(ge=0)
+    hqla: Series[float] = pa.Field(ge=0)
+    total_outflows: Series[float] = pa.Field(ge=0)
+    total_inflows: Series[float] = pa.Field(ge=0)
+    net_outflows: Series[float] = pa.Field(ge=0)
+    lcr: Series[float] = pa.Field(nullable=True, ge=0)
+    asf: Series[float] = pa.Field(ge=0)
+    rsf: Series[float] = pa.Field(ge=0)
+    nsfr: Series[float] = pa.Field(nullable=True, ge=0)
+
+    @pa.dataframe_check
+    def inflow_cap(cls, df: pd.DataFrame) -> Series[bool]:
+        """Capped inflows never exceed 75% of outflows nor the inflows themselves."""
+        tolerance = 1e-6 * (1 + df["total_outflows"].abs())
+        return (df["capped_inflows"] <= 0.75 * df["total_outflows"] + tolerance) & (
+            df["capped_inflows"] <= df["total_inflows"] + tolerance
+        )
+
+    @pa.dataframe_check
+    def level2_within_40_percent(cls, df: pd.DataFrame) -> Series[bool]:
+        """After the caps, Level 2 assets are at most 40% of the HQLA stock."""
+        level2 = df["hqla_l2a"] + df["hqla_l2b"] - df["adj15"] - df["adj40"]
+        return level2 <= 0.4 * df["hqla"] + 1e-6 * (1 + df["hqla"].abs())
+
+
+def contract_failures(rows: list[dict]) -> list[str]:
+    """Every violation of the metrics contract, as readable lines (empty when the rows comply)."""
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows)
+    try:
+        LiquidityMetrics.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        return [f"{r['column']}: {r['check']} (value {r['failure_case']})" for r in cases.to_dict("records")]
+    return []
