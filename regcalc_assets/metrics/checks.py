@@ -12,6 +12,9 @@ METRICS_CONTRACT = "figures_satisfy_contract"
 class LiquidityMetrics(pa.DataFrameModel):
     """What liquidity-rules.md guarantees of every result row."""
 
+    class Config:
+        coerce = True  # a column of null ratios arrives as object dtype
+
     entity_id: Series[str] = pa.Field(unique=True)
     reporting_currency: Series[str]
     hqla_l1: Series[float] = pa.Field(ge=0)
