@@ -31,8 +31,12 @@ class ComputeEngine(dg.ConfigurableResource):
     def read_parquet(self, paths: list[str]) -> Any:
         raise NotImplementedError
 
-    def write_partitioned(self, df, dest_dir: str, partition_cols: list[str]) -> None:
-        """Write ``df`` as zstd Parquet under ``dest_dir/<col>=<value>/...`` (partition columns not stored)."""
+    def write_partitioned(self, df, dest_dir: str, date_dir: str, entity_dir: str, constant_entity: str | None) -> None:
+        """Write ``df`` as zstd Parquet under ``dest_dir/<date_dir>=<business_date>/<entity_dir>=<entity_id>/``.
+
+        The directory values are derived columns (business_date as text, and entity_id or
+        ``constant_entity``), so ``business_date`` and ``entity_id`` stay inside the files.
+        """
         raise NotImplementedError
 
     def write_empty(self, df, dest_dir: str) -> None:
@@ -132,11 +136,14 @@ class DuckDBEngine(ComputeEngine):
         conn.execute(f"CREATE TABLE {name} AS {self._sql(df)}")
         return self.session().table(name)
 
-    def write_partitioned(self, df, dest_dir: str, partition_cols: list[str]) -> None:
-        cols = ", ".join(partition_cols)
+    def write_partitioned(self, df, dest_dir, date_dir, entity_dir, constant_entity):
+        # the directory columns are added in SQL, not as DataFrame operations: sqlframe re-plans
+        # the whole query on every operation, which costs seconds on a deep stage
+        entity = _sql_str(constant_entity) if constant_entity else "entity_id"
+        query = f"SELECT *, CAST(business_date AS VARCHAR) AS {date_dir}, {entity} AS {entity_dir} FROM ({self._sql(df)})"
         self._conn().execute(
-            f"COPY ({self._sql(df)}) TO {_sql_str(dest_dir)} "
-            f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({cols}), OVERWRITE_OR_IGNORE true, "
+            f"COPY ({query}) TO {_sql_str(dest_dir)} "
+            f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({date_dir}, {entity_dir}), OVERWRITE_OR_IGNORE true, "
             f"ROW_GROUP_SIZE 1000000)"
         )
 
@@ -206,8 +213,13 @@ class SparkEngine(ComputeEngine):
     def checkpoint(self, df):
         return df.localCheckpoint(eager=True)
 
-    def write_partitioned(self, df, dest_dir: str, partition_cols: list[str]) -> None:
-        df.write.mode("overwrite").option("compression", "zstd").partitionBy(*partition_cols).parquet(dest_dir)
+    def write_partitioned(self, df, dest_dir, date_dir, entity_dir, constant_entity):
+        from pyspark.sql import functions as F
+
+        out = df.withColumn(date_dir, F.col("business_date").cast("string")).withColumn(
+            entity_dir, F.lit(constant_entity) if constant_entity else F.col("entity_id")
+        )
+        out.write.mode("overwrite").option("compression", "zstd").partitionBy(date_dir, entity_dir).parquet(dest_dir)
 
     def write_empty(self, df, dest_dir: str) -> None:
         df.limit(0).coalesce(1).write.mode("overwrite").option("compression", "zstd").parquet(dest_dir)

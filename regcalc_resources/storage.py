@@ -63,14 +63,8 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         versions = self.asset_dir(asset) / ".versions"
         versions.mkdir(parents=True, exist_ok=True)
         staging = versions / f"run-{uuid.uuid4().hex}"
-        from regcalc_assets.sparkapi import functions_for
-
-        F, _ = functions_for(df)
         whole_date = all(entity == WHOLE_DATE for _, entity in pairs)
-        out = df.withColumn(PART_DATE, F.col("business_date").cast("string")).withColumn(
-            PART_ENTITY, F.lit(WHOLE_DATE) if whole_date else F.col("entity_id")
-        )
-        self.engine.write_partitioned(out, str(staging), [PART_DATE, PART_ENTITY])
+        self.engine.write_partitioned(df, str(staging), PART_DATE, PART_ENTITY, WHOLE_DATE if whole_date else None)
         rows: dict[tuple[str, str], int] = {}
         for date, entity in pairs:
             written = staging / f"{PART_DATE}={date}" / f"{PART_ENTITY}={entity}"
