@@ -20,6 +20,7 @@ from datetime import date, timedelta
 import pytest
 
 from regcalc_assets.enrichment.logic import enrich_positions
+from regcalc_tests.helpers import mismatches
 
 D = date(2024, 6, 28)
 
@@ -630,19 +631,7 @@ def enriched(spark):
 
 
 def _mismatches(actual: dict, expected: dict) -> list[str]:
-    bad = []
-    for field, want in expected.items():
-        got = actual.get(field, "<missing column>")
-        if want is None:
-            ok = got is None
-        elif isinstance(want, str):
-            ok = got == want
-        else:
-            ok = got is not None and not isinstance(got, str) and got == pytest.approx(
-                want, abs=1e-9, rel=1e-12)
-        if not ok:
-            bad.append(f"{field}: expected {want!r}, got {got!r}")
-    return bad
+    return mismatches(actual, expected, rel=1e-12, abs=1e-9)
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)

@@ -18,6 +18,7 @@ from datetime import date
 import pytest
 
 from regcalc_assets.metrics.logic import compute_final_metrics
+from regcalc_tests.helpers import mismatches
 
 D = date(2024, 6, 28)
 D_PREV = date(2024, 6, 27)
@@ -158,19 +159,7 @@ def metrics(spark):
 
 
 def _mismatches(actual: dict, expected: dict) -> list[str]:
-    bad = []
-    for field, want in expected.items():
-        got = actual.get(field, "<missing column>")
-        if want is None:
-            ok = got is None
-        elif isinstance(want, str):
-            ok = got == want
-        else:
-            ok = got is not None and not isinstance(got, str) and got == pytest.approx(
-                want, rel=1e-9, abs=1e-9)
-        if not ok:
-            bad.append(f"{field}: expected {want!r}, got {got!r}")
-    return bad
+    return mismatches(actual, expected, rel=1e-9, abs=1e-9)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
