@@ -17,6 +17,14 @@ class EodResult:
     unassigned: int = 0
 
 
+def quiet_run_config() -> dict:
+    """Dagster's console logger at $REGCALC_LOG_LEVEL (default WARNING): the event log keeps everything."""
+    import os
+
+    level = os.environ.get("REGCALC_LOG_LEVEL", "WARNING").upper()
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
+
+
 def root_cause(error) -> str:
     """The innermost message of a Dagster error chain (the user's error, not Dagster's wrapper)."""
     while getattr(error, "cause", None) is not None:
@@ -69,6 +77,7 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
     for group in contiguous_groups(instance.get_dynamic_partitions(ENTITY_PARTITIONS), wanted):
         result = job.execute_in_process(
             instance=instance,
+            run_config=quiet_run_config(),
             tags={**date_range_tags(business_date, group[0], group[-1]), "regcalc/business_date": business_date,
                   "regcalc/trigger": "cli-eod"},
             raise_on_error=False,
@@ -82,7 +91,7 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
     unassigned = 0
     if ok and not entities:  # positions of no known entity: counted once per date, on a full EOD
         result = defs.resolve_job_def("unassigned_positions_job").execute_in_process(
-            instance=instance, partition_key=business_date, raise_on_error=False,
+            instance=instance, partition_key=business_date, raise_on_error=False, run_config=quiet_run_config(),
             tags={"regcalc/business_date": business_date, "regcalc/trigger": "cli-eod"},
         )
         run_ids.append(result.run_id)
