@@ -106,9 +106,21 @@ class DuckDBEngine(ComputeEngine):
     def _read_csv_numbered(self, path: str):
         """CSV as text with file row numbers: loaded once with insertion order preserved, so that
         ``row_number() OVER ()`` is the line's position in the file."""
-        import uuid
+        import hashlib
+        import os
 
-        conn, name = self._conn(), f"landing_csv_{uuid.uuid4().hex[:16]}"
+        # one table per file version: the assets of a run share it, a re-delivered file replaces it
+        stat = os.stat(path)
+        prefix = "landing_csv_" + hashlib.sha1(path.encode()).hexdigest()[:12]
+        name = f"{prefix}_{hashlib.sha1(f'{stat.st_mtime_ns}:{stat.st_size}'.encode()).hexdigest()[:8]}"
+        conn = self._conn()
+        tables = {r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE ?", [prefix + "%"]
+        ).fetchall()}
+        for stale in tables - {name}:
+            conn.execute(f"DROP TABLE IF EXISTS {stale}")
+        if name in tables:
+            return self.session().table(name)
         conn.execute("SET preserve_insertion_order = true")
         try:
             conn.execute(
