@@ -62,6 +62,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         started = time.perf_counter()
         versions = self.asset_dir(asset) / ".versions"
         versions.mkdir(parents=True, exist_ok=True)
+        self._collect_garbage(asset)
         staging = versions / f"run-{uuid.uuid4().hex}"
         whole_date = all(entity == WHOLE_DATE for _, entity in pairs)
         self.engine.write_partitioned(df, str(staging), PART_DATE, PART_ENTITY, WHOLE_DATE if whole_date else None)
@@ -85,6 +86,17 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                 "path": dg.MetadataValue.path(str(self.asset_dir(asset))),
             }
         )
+
+    def _collect_garbage(self, asset: str, min_age_seconds: float = 6 * 3600) -> None:
+        """Remove what crashed writes left behind: staging directories and versions no partition
+        points at, once they are old enough not to belong to a write still in progress."""
+        versions = self.asset_dir(asset) / ".versions"
+        live = {os.path.realpath(p) for p in self.asset_dir(asset).glob("business_date=*/entity_id=*")}
+        live |= {os.path.realpath(p) for p in self.asset_dir(asset).glob("business_date=*") if p.is_symlink()}
+        cutoff = time.time() - min_age_seconds
+        for path in versions.iterdir():
+            if str(path.resolve()) not in live and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
 
     def _swap(self, asset: str, target: Path, new_version: Path) -> None:
         """Point ``target`` at ``new_version`` with one atomic rename, then drop the old version."""
