@@ -14,6 +14,9 @@ FLOW_COMPONENTS = {
     "RSF": ("rsf_factor", "rsf_rule"),
 }
 KEYS = ["business_date", "entity_id", "reporting_currency"]
+# Sums run in exact decimal arithmetic, so that a re-run (or the other engine), adding the same
+# contributions in another order, gives bit-identical figures; 10 decimals is far below a cent.
+EXACT = "decimal(38,10)"
 
 
 def contributions(enriched):
@@ -47,12 +50,13 @@ def contributions(enriched):
 
 
 def component_breakdown(enriched):
-    """Finer categories: one row per (entity, component, factor-table row, product) with its sum and count."""
+    """Finer categories: one row per (entity, component, factor-table row, product) with its exact
+    decimal sum and count."""
     F, _ = functions_for(enriched)
     return (
         contributions(enriched)
         .groupBy(*KEYS, "component", "factor_rule", "product")
-        .agg(F.sum("contribution").alias("amount"), F.count(F.lit(1)).alias("position_count"))
+        .agg(F.sum(F.col("contribution").cast(EXACT)).alias("amount"), F.count(F.lit(1)).alias("position_count"))
     )
 
 
@@ -62,7 +66,7 @@ def aggregate_components(breakdown, profiles):
     session = session_of(profiles)
     names = session.createDataFrame([(c, i) for i, c in enumerate(COMPONENTS)], "component string, component_order int")
     sums = breakdown.groupBy("business_date", "entity_id", "component").agg(
-        F.sum("amount").alias("amount"), F.sum("position_count").alias("position_count")
+        F.sum(F.col("amount").cast(EXACT)).cast("double").alias("amount"), F.sum("position_count").alias("position_count")
     )
     entities = profiles.where(F.col("entity_valid")).select(*KEYS)
     return (
