@@ -117,5 +117,13 @@ def demo(landing, start_date, days, entities, positions):
     click.echo(f"\nstate: {regcalc_home()} - browse it with `make ui` (dagster dev)")
 
 
+def _register_subcommands():
+    from regcalc_cli.rules import rules
+
+    cli.add_command(rules)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     cli()

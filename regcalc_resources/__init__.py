@@ -28,6 +28,17 @@ def build_engine() -> ComputeEngine:
     return DuckDBEngine()
 
 
+def build_rule_store():
+    """PostgreSQL when REGCALC_RULES_DSN is set, else the embedded DuckDB file under $REGCALC_HOME."""
+    import os
+
+    from regcalc_resources.rule_store import DuckDBRuleStore, PostgresRuleStore
+
+    if os.environ.get("REGCALC_RULES_DSN"):
+        return PostgresRuleStore(dsn=dg.EnvVar("REGCALC_RULES_DSN"))
+    return DuckDBRuleStore(path=str(settings.regcalc_home() / "rules.duckdb"))
+
+
 def build_resources() -> dict:
     """Every resource the assets use, configured from the environment (called once, by Definitions)."""
     engine = build_engine()

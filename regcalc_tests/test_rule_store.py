@@ -1,0 +1,98 @@
+"""The governed rule store on the embedded DuckDB file and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from regcalc_assets.adjustments.model import RuleValidationError
+from regcalc_resources.rule_store import DuckDBRuleStore, GovernanceError, PostgresRuleStore
+
+
+@pytest.fixture(scope="session")
+def postgres_uri(tmp_path_factory):
+    import pgserver
+
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store(request, tmp_path):
+    if request.param == "duckdb":
+        return DuckDBRuleStore(path=str(tmp_path / "rules.duckdb"))
+    import psycopg
+
+    uri = request.getfixturevalue("postgres_uri")
+    with psycopg.connect(uri, autocommit=True) as con:
+        con.execute("DROP TABLE IF EXISTS rule_events")
+    return PostgresRuleStore(dsn=uri)
+
+
+def golden_rules(golden) -> list[dict]:
+    return yaml.safe_load(Path(golden / "rules.yaml").read_text())
+
+
+def moment() -> dt.datetime:
+    time.sleep(0.01)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    time.sleep(0.01)
+    return now
+
+
+def test_four_eyes_and_versions(store, golden):
+    rules = golden_rules(golden)
+    store.submit(rules[:1] + rules[2:], "analyst_a")
+    store.submit(rules[1:2], "analyst_b")
+    assert store.approved_rules() == []
+    with pytest.raises(GovernanceError, match="analyst_a submitted version 1 and cannot approve it"):
+        store.approve("ADJ_2024_001", "analyst_a")
+    for rule_id in ("ADJ_2024_001", "ADJ_2024_002", "ADJ_2024_003"):
+        store.approve(rule_id, "risk_admin")
+    with pytest.raises(GovernanceError, match="not awaiting approval"):
+        store.approve("ADJ_2024_001", "risk_head")
+    approved = store.approved_rules()
+    assert [(r.rule_id, r.version, r.approval["user"]) for r in approved] == [
+        ("ADJ_2024_001", 1, "risk_admin"), ("ADJ_2024_002", 1, "risk_admin"), ("ADJ_2024_003", 1, "risk_admin")]
+    assert approved[0].submitted_by == "analyst_a"
+
+
+def test_as_of_reproduces_the_rules_in_force(store, golden):
+    rule = golden_rules(golden)[1]
+    store.submit([rule], "analyst_b")
+    store.approve(rule["rule_id"], "risk_admin")
+    t1 = moment()
+    store.submit([{**rule, "adjustments": [{"field": "amount", "operation": "multiply", "value": 1.2}]}], "analyst_b")
+    t2 = moment()  # v2 submitted, not approved: v1 still in force
+    store.approve(rule["rule_id"], "risk_head")
+    t3 = moment()
+    store.retire(rule["rule_id"], "risk_head")
+    t4 = moment()
+    factor = {t: [r.adjustments[0].value for r in store.approved_rules(t)] for t in (t1, t2, t3, t4)}
+    assert factor == {t1: [1.10], t2: [1.10], t3: [1.2], t4: []}
+    history = store.history(rule["rule_id"])
+    assert [(v.version, v.status) for v in history] == [(1, "approved"), (2, "approved"), (3, "retired")]
+    assert history[1].approved_by == "risk_head" and history[0].submitted_by == "analyst_b"
+
+
+def test_an_invalid_rule_stores_nothing_of_its_file(store, golden):
+    rules = golden_rules(golden)
+    bad = {**rules[2], "rule_id": "ADJ_BAD", "adjustments": [{"field": "hqla", "operation": "multiply", "value": -1}]}
+    with pytest.raises(RuleValidationError, match="rule ADJ_BAD: adjustment 1 .*negative multiplier"):
+        store.submit([rules[0], bad], "analyst_a")
+    assert store.rule_ids() == []
+
+
+def test_values_that_look_like_sql_are_stored_as_plain_values(store):
+    sneaky = "x'); DROP TABLE rule_events; --"
+    store.submit([{"rule_id": "R-1", "stage": "aggregation", "effective_date": "2024-01-01", "description": sneaky,
+                   "conditions": [{"field": "entity_id", "operator": "==", "value": sneaky}],
+                   "adjustments": [{"field": "amount", "operation": "add", "value": 1}]}], "a")
+    store.approve("R-1", "b")
+    [rule] = store.approved_rules()
+    assert rule.description == sneaky and rule.conditions[0].value == sneaky
