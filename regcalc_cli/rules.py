@@ -51,17 +51,22 @@ def submit(file, user):
         click.echo(f"submitted {rule.rule_id} version {rule.version} ({rule.stage}), awaiting approval")
 
 
+def _act(action: str, rule_id: str, user: str):
+    """Run a governed store action, turning a refusal into a clear error and exit code 2."""
+    from regcalc_resources.rule_store import GovernanceError
+
+    try:
+        return getattr(_store(), action)(rule_id, user)
+    except GovernanceError as exc:
+        _fail(exc)
+
+
 @rules.command()
 @click.argument("rule_id")
 @click.option("--user", required=True)
 def approve(rule_id, user):
     """Approve the latest version of RULE_ID (not by its own submitter)."""
-    from regcalc_resources.rule_store import GovernanceError
-
-    try:
-        v = _store().approve(rule_id, user)
-    except GovernanceError as exc:
-        _fail(exc)
+    v = _act("approve", rule_id, user)
     click.echo(f"approved {rule_id} version {v.version} by {v.approved_by}")
 
 
@@ -70,12 +75,7 @@ def approve(rule_id, user):
 @click.option("--user", required=True)
 def retire(rule_id, user):
     """Retire RULE_ID (a new version; history is kept)."""
-    from regcalc_resources.rule_store import GovernanceError
-
-    try:
-        v = _store().retire(rule_id, user)
-    except GovernanceError as exc:
-        _fail(exc)
+    v = _act("retire", rule_id, user)
     click.echo(f"retired {rule_id} as version {v.version}")
 
 

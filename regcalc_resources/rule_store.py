@@ -111,9 +111,10 @@ class RuleStore(dg.ConfigurableResource):
     def approve(self, rule_id: str, user: str) -> RuleVersion:
         """Approve the latest version; refused for its own submitter or if not awaiting approval."""
         with self._tx() as cur:
-            latest = self._versions(cur, rule_id)[-1] if self._versions(cur, rule_id) else None
-            if latest is None:
+            versions = self._versions(cur, rule_id)
+            if not versions:
                 raise GovernanceError(f"rule {rule_id}: no such rule")
+            latest = versions[-1]
             if latest.status != "submitted":
                 raise GovernanceError(f"rule {rule_id}: version {latest.version} is {latest.status}, not awaiting approval")
             if latest.submitted_by == user:

@@ -113,13 +113,18 @@ def _check_value(kind: str, value, where: str):
     return value
 
 
-def _condition(rule_id: str, stage: str, i: int, raw) -> Condition:
-    where = f"rule {rule_id}: condition {i + 1}"
+def _entry(raw, where: str, keys: tuple[str, ...]) -> None:
+    """A condition or adjustment must be a mapping of exactly these keys."""
     if not isinstance(raw, dict):
-        raise RuleValidationError(f"{where}: must be a mapping with field, operator and value")
-    unknown = set(raw) - {"field", "operator", "value"}
+        raise RuleValidationError(f"{where}: must be a mapping with {', '.join(keys)}")
+    unknown = set(raw) - set(keys)
     if unknown:
         raise RuleValidationError(f"{where}: unknown key(s) {sorted(unknown)}")
+
+
+def _condition(rule_id: str, stage: str, i: int, raw) -> Condition:
+    where = f"rule {rule_id}: condition {i + 1}"
+    _entry(raw, where, ("field", "operator", "value"))
     name, op = raw.get("field"), raw.get("operator")
     testable = STAGE_FIELDS[stage][0]
     if name not in testable:
@@ -152,11 +157,7 @@ def _condition(rule_id: str, stage: str, i: int, raw) -> Condition:
 
 def _adjustment(rule_id: str, stage: str, i: int, raw) -> Adjustment:
     where = f"rule {rule_id}: adjustment {i + 1}"
-    if not isinstance(raw, dict):
-        raise RuleValidationError(f"{where}: must be a mapping with field, operation and value")
-    unknown = set(raw) - {"field", "operation", "value"}
-    if unknown:
-        raise RuleValidationError(f"{where}: unknown key(s) {sorted(unknown)}")
+    _entry(raw, where, ("field", "operation", "value"))
     name, op, value = raw.get("field"), raw.get("operation"), raw.get("value")
     if name not in STAGE_FIELDS[stage][1]:
         raise RuleValidationError(f"{where}: field {name!r} cannot be changed at stage {stage}")
