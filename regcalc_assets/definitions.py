@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from regcalc_assets.adjustments import assets as adjustments
 from regcalc_assets.aggregation import assets as aggregation
 from regcalc_assets.enrichment import assets as enrichment
 from regcalc_assets.landing import assets as landing
@@ -13,7 +14,7 @@ from regcalc_assets.schedules import eod_job, eod_schedule, unassigned_job, unas
 from regcalc_assets.validation import assets as validation
 from regcalc_resources import build_resources
 
-ALL_ASSETS = dg.load_assets_from_modules([landing, validation, enrichment, aggregation, metrics, publication])
+ALL_ASSETS = dg.load_assets_from_modules([landing, validation, enrichment, adjustments, aggregation, metrics, publication])
 
 
 def build_definitions() -> dg.Definitions:

@@ -46,7 +46,8 @@ def contiguous_groups(order: list[str], wanted: set[str]) -> list[list[str]]:
     return groups
 
 
-def run_eod(instance, business_date: str, landing: str, entities: list[str] | None = None) -> EodResult:
+def run_eod(instance, business_date: str, landing: str, entities: list[str] | None = None,
+            rules_as_of: str | None = None) -> EodResult:
     """Materialize every stage of ``business_date`` for the delivered (or named) entities.
 
     One process, one engine session: a run covers a contiguous range of entity partitions, so the
@@ -56,6 +57,7 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
 
     import dagster as dg
 
+    from regcalc_assets.adjustments.rules import AS_OF_TAG
     from regcalc_assets.landing.logic import delivered_entity_ids
     from regcalc_assets.partitions import ENTITY_PARTITIONS, date_range_tags
     from regcalc_assets.schedules import eod_run_request
@@ -79,7 +81,7 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
             instance=instance,
             run_config=quiet_run_config(),
             tags={**date_range_tags(business_date, group[0], group[-1]), "regcalc/business_date": business_date,
-                  "regcalc/trigger": "cli-eod"},
+                  "regcalc/trigger": "cli-eod", **({AS_OF_TAG: rules_as_of} if rules_as_of else {})},
             raise_on_error=False,
         )
         run_ids.append(result.run_id)

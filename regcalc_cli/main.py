@@ -54,13 +54,14 @@ def generate(landing, start_date, days, entities, positions, seed, fmt, bad_row_
 @click.option("--date", "business_date", required=True, help="business date (YYYY-MM-DD)")
 @click.option("--landing", default=None, help="landing root (default $REGCALC_LANDING)")
 @click.option("--entity", "entities", multiple=True, help="only these entities (repeatable)")
-def eod(business_date, landing, entities):
+@click.option("--rules-as-of", default=None, help="apply the rules as approved at this moment (ISO timestamp, UTC)")
+def eod(business_date, landing, entities, rules_as_of):
     """Materialize every stage for one business date (all entities unless named)."""
     from regcalc_cli.eod import run_eod
     from regcalc_cli.instance import get_instance
 
     business_date = _date(business_date)
-    result = run_eod(get_instance(), business_date, _landing(landing), list(entities) or None)
+    result = run_eod(get_instance(), business_date, _landing(landing), list(entities) or None, rules_as_of)
     status = "ok" if result.success else "FAILED"
     click.echo(
         f"eod {business_date}: {status} - {len(result.entities)} entities in {len(result.run_ids)} run(s), "
@@ -75,12 +76,14 @@ def eod(business_date, landing, entities):
 @cli.command()
 @click.option("--date", "business_date", required=True)
 @click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json"]), show_default=True)
-def report(business_date, fmt):
-    """One row per entity: HQLA, outflows, inflows, LCR, ASF, RSF, NSFR and position counts."""
+@click.option("--base", is_flag=True, help="the unadjusted figures (default: adjusted)")
+def report(business_date, fmt, base):
+    """One row per entity: HQLA, outflows, inflows, LCR, ASF, RSF, NSFR, position counts, and the
+    LCR / NSFR variance that adjustments cause."""
     from regcalc_cli.report import fetch_report, render
     from regcalc_resources import build_resources
 
-    rows = fetch_report(build_resources()["warehouse"], _date(business_date))
+    rows = fetch_report(build_resources()["warehouse"], _date(business_date), "base" if base else "adjusted")
     if not rows:
         click.echo(f"no figures for {business_date}: run `regcalc eod --date {business_date}` first", err=True)
         sys.exit(1)

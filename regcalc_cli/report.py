@@ -13,12 +13,24 @@ REPORT_COLUMNS = [
 ]
 
 
-def fetch_report(warehouse, business_date: str) -> list[dict]:
-    cols = ", ".join(REPORT_COLUMNS)
+VARIANCE_COLUMNS = ["lcr_variance", "nsfr_variance"]
+
+
+def fetch_report(warehouse, business_date: str, basis: str = "adjusted") -> list[dict]:
+    """One row per entity: the ``adjusted`` (default) or ``base`` figures, and the variance
+    adjustments cause (adjusted minus base) for LCR and NSFR."""
+    if not _has_table(warehouse):
+        return []
+    cols = ", ".join(f"m.{c}" for c in REPORT_COLUMNS)
     rows = warehouse.query(
-        f"SELECT {cols} FROM liquidity_metrics WHERE business_date = CAST(? AS DATE) ORDER BY entity_id",
-        [business_date],
-    ) if _has_table(warehouse) else []
+        f"SELECT {cols}, a.lcr - b.lcr AS lcr_variance, a.nsfr - b.nsfr AS nsfr_variance "
+        "FROM liquidity_metrics m "
+        "JOIN liquidity_metrics a USING (business_date, entity_id) "
+        "JOIN liquidity_metrics b USING (business_date, entity_id) "
+        "WHERE m.business_date = CAST(? AS DATE) AND m.basis = ? AND a.basis = 'adjusted' AND b.basis = 'base' "
+        "ORDER BY m.entity_id",
+        [business_date, basis],
+    )
     for row in rows:
         row["business_date"] = str(row["business_date"])
     return rows
@@ -33,12 +45,13 @@ def render(rows: list[dict], fmt: str) -> str:
         return json.dumps(rows, indent=2)
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS + VARIANCE_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return out.getvalue()
     shown = ["business_date", "entity_id", "reporting_currency", "hqla", "total_outflows", "total_inflows",
-             "net_outflows", "lcr", "asf", "rsf", "nsfr", "positions_accepted", "positions_quarantined"]
+             "net_outflows", "lcr", "asf", "rsf", "nsfr", "positions_accepted", "positions_quarantined",
+             "lcr_variance", "nsfr_variance"]
     cells = [[_fmt(c, r[c]) for c in shown] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(shown)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(shown, widths))]
@@ -49,7 +62,7 @@ def render(rows: list[dict], fmt: str) -> str:
 def _fmt(column: str, value) -> str:
     if value is None:
         return "n/a"
-    if column in ("lcr", "nsfr"):
+    if column in ("lcr", "nsfr", "lcr_variance", "nsfr_variance"):
         return f"{value:.4f}"
     if isinstance(value, float):
         return f"{value:,.2f}"

@@ -47,4 +47,5 @@ def build_resources() -> dict:
         "stage_io": PartitionedParquetIOManager(root=settings.storage_root(), engine=engine),
         "landing": LandingZone(root=dg.EnvVar("REGCALC_LANDING")),
         "warehouse": DuckDBWarehouse(path=settings.warehouse_path()),
+        "rules": build_rule_store(),
     }

@@ -12,16 +12,16 @@ import pyarrow as pa
 SCHEMA_SQL = {
     "liquidity_metrics": """
         business_date DATE NOT NULL, entity_id VARCHAR NOT NULL, reporting_currency VARCHAR,
-        hqla_l1 DOUBLE, hqla_l2a DOUBLE, hqla_l2b DOUBLE, adj15 DOUBLE, adj40 DOUBLE, hqla DOUBLE,
+        basis VARCHAR NOT NULL, hqla_l1 DOUBLE, hqla_l2a DOUBLE, hqla_l2b DOUBLE, adj15 DOUBLE, adj40 DOUBLE, hqla DOUBLE,
         total_outflows DOUBLE, total_inflows DOUBLE, capped_inflows DOUBLE, net_outflows DOUBLE,
         lcr DOUBLE, asf DOUBLE, rsf DOUBLE, nsfr DOUBLE, positions_accepted BIGINT,
         positions_quarantined BIGINT, loaded_at TIMESTAMP, run_id VARCHAR,
-        PRIMARY KEY (business_date, entity_id)""",
+        PRIMARY KEY (business_date, entity_id, basis)""",
     "liquidity_components": """
         business_date DATE NOT NULL, entity_id VARCHAR NOT NULL, reporting_currency VARCHAR,
-        component VARCHAR NOT NULL, component_order INTEGER, amount DOUBLE, position_count BIGINT,
-        loaded_at TIMESTAMP, run_id VARCHAR,
-        PRIMARY KEY (business_date, entity_id, component)""",
+        basis VARCHAR NOT NULL, component VARCHAR NOT NULL, component_order INTEGER, amount DOUBLE,
+        position_count BIGINT, loaded_at TIMESTAMP, run_id VARCHAR,
+        PRIMARY KEY (business_date, entity_id, basis, component)""",
 }
 
 

@@ -70,6 +70,15 @@ def clamp(F, field: str, value):
     return F.when(value.isNotNull(), bounded)
 
 
+BASE_PREFIX = "base_"
+
+
+def with_base_values(df, stage: str):
+    """Copy each field the stage's rules may change to ``base_<field>``, so base figures survive."""
+    F, _ = functions_for(df)
+    return df.withColumns({BASE_PREFIX + f: F.col(f) for f in STAGE_FIELDS[stage][1] if f in df.columns})
+
+
 def apply_rules(df, rules: list[Rule], stage: str):
     """``df`` with every changeable field of ``stage`` adjusted by the rules, then clamped.
 

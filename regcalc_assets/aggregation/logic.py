@@ -19,43 +19,51 @@ KEYS = ["business_date", "entity_id", "reporting_currency"]
 EXACT = "decimal(38,10)"
 
 
-def contributions(enriched):
-    """One row per (position, component) it contributes to: amount x factor (HQLA: amount x (1 - haircut))."""
-    F, _ = functions_for(enriched)
+BASES = {"base": "base_", "adjusted": ""}  # basis -> prefix of the calculation fields it reads
+
+
+def contributions(positions, bases: dict[str, str] | None = None):
+    """One row per (position, component, basis) it contributes to: amount x factor (HQLA: amount
+    x (1 - haircut)); ``base`` reads the fields as enriched, ``adjusted`` as deal rules left them."""
+    F, _ = functions_for(positions)
+    bases = bases or {"adjusted": ""}
     level_component = None
     for level, component in HQLA_COMPONENTS.items():
         cond = F.col("hqla_level") == F.lit(level)
         level_component = F.when(cond, F.lit(component)) if level_component is None else level_component.when(cond, F.lit(component))
-    parts = [
-        enriched.where(F.col("hqla_level").isNotNull()).select(
-            *KEYS, "position_id", "source_system", "product",
-            level_component.alias("component"),
-            F.col("haircut_rule").alias("factor_rule"),
-            (F.col("amount") * (F.lit(1.0) - F.col("haircut"))).alias("contribution"),
-        )
-    ]
-    for component, (factor, rule) in FLOW_COMPONENTS.items():
+    parts = []
+    for basis, p in bases.items():
+        amount, haircut = F.col(p + "amount"), F.col(p + "haircut")
         parts.append(
-            enriched.where(F.col(factor).isNotNull()).select(
-                *KEYS, "position_id", "source_system", "product",
-                F.lit(component).alias("component"),
-                F.col(rule).alias("factor_rule"),
-                (F.col("amount") * F.col(factor)).alias("contribution"),
+            positions.where(F.col("hqla_level").isNotNull()).select(
+                *KEYS, "position_id", "source_system", "product", F.lit(basis).alias("basis"),
+                level_component.alias("component"),
+                F.col("haircut_rule").alias("factor_rule"),
+                (amount * (F.lit(1.0) - haircut)).alias("contribution"),
             )
         )
+        for component, (factor, rule) in FLOW_COMPONENTS.items():
+            parts.append(
+                positions.where(F.col(p + factor).isNotNull()).select(
+                    *KEYS, "position_id", "source_system", "product", F.lit(basis).alias("basis"),
+                    F.lit(component).alias("component"),
+                    F.col(rule).alias("factor_rule"),
+                    (amount * F.col(p + factor)).alias("contribution"),
+                )
+            )
     out = parts[0]
     for part in parts[1:]:
         out = out.unionByName(part)
     return out
 
 
-def component_breakdown(enriched):
+def component_breakdown(positions, bases: dict[str, str] | None = None):
     """Finer categories: one row per (entity, component, factor-table row, product) with its exact
     decimal sum and count."""
-    F, _ = functions_for(enriched)
+    F, _ = functions_for(positions)
     return (
-        contributions(enriched)
-        .groupBy(*KEYS, "component", "factor_rule", "product")
+        contributions(positions, bases)
+        .groupBy(*KEYS, "basis", "component", "factor_rule", "product")
         .agg(F.sum(F.col("contribution").cast(EXACT)).alias("amount"), F.count(F.lit(1)).alias("position_count"))
     )
 
@@ -65,16 +73,28 @@ def aggregate_components(breakdown, profiles):
     F, _ = functions_for(breakdown)
     session = session_of(profiles)
     names = session.createDataFrame([(c, i) for i, c in enumerate(COMPONENTS)], "component string, component_order int")
-    sums = breakdown.groupBy("business_date", "entity_id", "component").agg(
+    sums = breakdown.groupBy("business_date", "entity_id", "basis", "component").agg(
         F.sum(F.col("amount").cast(EXACT)).cast("double").alias("amount"), F.sum("position_count").alias("position_count")
     )
+    bases = session.createDataFrame([(b,) for b in sorted(BASES)], "basis string")
     entities = profiles.where(F.col("entity_valid")).select(*KEYS)
     return (
-        entities.crossJoin(names)
-        .join(sums, on=["business_date", "entity_id", "component"], how="left")
+        entities.crossJoin(bases).crossJoin(names)
+        .join(sums, on=["business_date", "entity_id", "basis", "component"], how="left")
         .select(
-            *KEYS, "component", "component_order",
+            *KEYS, "basis", "component", "component_order",
             F.coalesce(F.col("amount"), F.lit(0.0)).cast("double").alias("amount"),
             F.coalesce(F.col("position_count"), F.lit(0)).cast("bigint").alias("position_count"),
         )
     )
+
+
+def adjust_components(components, rules):
+    """Aggregation-stage rules applied to the adjusted basis only; base rows stay as aggregated."""
+    if not rules:
+        return components
+    from regcalc_assets.adjustments.logic import apply_rules
+
+    F, _ = functions_for(components)
+    adjusted = F.col("basis") == F.lit("adjusted")
+    return components.where(~adjusted).unionByName(apply_rules(components.where(adjusted), rules, "aggregation"))

@@ -5,7 +5,9 @@ import dagster as dg
 
 from regcalc_assets.metrics import logic
 from regcalc_assets.metrics.checks import METRICS_CONTRACT, contract_failures
+from regcalc_assets.adjustments.rules import rules_for_run
 from regcalc_assets.partitions import DATE_ENTITY
+from regcalc_resources.rule_store import RuleStore
 
 
 @dg.asset(
@@ -16,23 +18,29 @@ from regcalc_assets.partitions import DATE_ENTITY
     check_specs=[dg.AssetCheckSpec(METRICS_CONTRACT, asset="liquidity_metrics",
                                    description="pandera: non-negative figures, inflow cap, Level 2 within 40% of HQLA")],
 )
-def liquidity_metrics(context: dg.AssetExecutionContext, liquidity_components, validated_positions, quarantined_positions):
-    """One row per (business_date, entity_id): hqla_l1, hqla_l2a, hqla_l2b (post-haircut), the
+def liquidity_metrics(context: dg.AssetExecutionContext, rules: RuleStore, liquidity_components, validated_positions,
+                      quarantined_positions):
+    """One row per (business_date, entity_id) and basis (base: no rules; adjusted: every approved
+    rule): hqla_l1, hqla_l2a, hqla_l2b (post-haircut), the
     caps adj15 and adj40, hqla, total_outflows, total_inflows, capped_inflows (75% cap),
     net_outflows, lcr, asf, rsf, nsfr and the accepted / quarantined position counts, in the
-    entity's reporting currency. Implements liquidity-rules.md ('LCR', 'NSFR'); final-stage
-    adjustment rules attach before the caps and ratios."""
+    entity's reporting currency. Implements liquidity-rules.md ('LCR', 'NSFR', 'Adjusted
+    figures'): final-stage rules change hqla and the totals after the HQLA caps, before the
+    inflow cap and the ratios."""
+    final_rules, rules_meta = rules_for_run(context, rules, "final_calc")
     metrics = logic.with_position_counts(
-        logic.compute_final_metrics(liquidity_components), validated_positions, quarantined_positions
+        logic.compute_final_metrics(liquidity_components, final_rules), validated_positions, quarantined_positions
     )
-    rows = [r.asDict() for r in metrics.collect()]
+    all_rows = [r.asDict() for r in metrics.collect()]
+    rows = [r for r in all_rows if r["basis"] == "adjusted"]
     meta: dict = {
+        **rules_meta,
         "figures": dg.MetadataValue.md(logic.figures_table(rows)),
         "entities": len(rows),
     }
     if len(rows) == 1:
         meta.update({k: dg.MetadataValue.float(float(rows[0][k])) for k in ("lcr", "nsfr") if rows[0][k] is not None})
-    failures = contract_failures(rows)
+    failures = contract_failures(all_rows)
     yield dg.Output(metrics, metadata=meta)
     yield dg.AssetCheckResult(check_name=METRICS_CONTRACT, passed=not failures,
                               metadata={"failures": dg.MetadataValue.json(failures[:50])})

@@ -14,8 +14,10 @@ class LiquidityMetrics(pa.DataFrameModel):
 
     class Config:
         coerce = True  # a column of null ratios arrives as object dtype
+        unique = ["entity_id", "basis"]
 
-    entity_id: Series[str] = pa.Field(unique=True)
+    entity_id: Series[str]
+    basis: Series[str] = pa.Field(isin=["base", "adjusted"])
     reporting_currency: Series[str]
     hqla_l1: Series[float] = pa.Field(ge=0)
     hqla_l2a: Series[float] = pa.Field(ge=0)

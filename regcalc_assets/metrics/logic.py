@@ -21,14 +21,19 @@ METRIC_COLUMNS = [
 ]
 
 
+def _keys(df) -> list[str]:
+    """Row keys of a metrics frame: (business_date, entity_id, reporting_currency[, basis])."""
+    return ["business_date", "entity_id", "reporting_currency"] + (["basis"] if "basis" in df.columns else [])
+
+
 def pivot_components(components):
-    """One row per entity with one column per component."""
+    """One row per entity (and basis) with one column per component."""
     F, _ = functions_for(components)
     sums = [
         F.sum(F.when(F.col("component") == F.lit(comp), F.col("amount")).otherwise(F.lit(0.0))).alias(col)
         for col, comp in TOTALS.items()
     ]
-    return components.groupBy("business_date", "entity_id", "reporting_currency").agg(*sums)
+    return components.groupBy(*_keys(components)).agg(*sums)
 
 
 def hqla_stock(totals):
@@ -57,9 +62,19 @@ def ratios(totals):
     )
 
 
-def compute_final_metrics(components):
-    """Components -> one row per (business_date, entity_id) with every figure of the LCR and NSFR."""
-    return ratios(hqla_stock(pivot_components(components))).select(*METRIC_COLUMNS)
+def compute_final_metrics(components, final_rules=()):
+    """Components -> one row per (business_date, entity_id[, basis]) with every figure of the LCR
+    and NSFR. Final-stage rules (adjusted basis only) change hqla and the totals after the HQLA
+    caps and before the inflow cap and the ratios (liquidity-rules.md, 'Adjusted figures')."""
+    totals = hqla_stock(pivot_components(components))
+    if final_rules:
+        from regcalc_assets.adjustments.logic import apply_rules
+
+        F, _ = functions_for(totals)
+        adjusted = F.col("basis") == F.lit("adjusted")
+        totals = totals.where(~adjusted).unionByName(apply_rules(totals.where(adjusted), list(final_rules), "final_calc"))
+    keys = _keys(components)
+    return ratios(totals).select(*METRIC_COLUMNS, *keys[3:])
 
 
 def with_position_counts(metrics, accepted, quarantined):
@@ -71,7 +86,7 @@ def with_position_counts(metrics, accepted, quarantined):
         metrics.join(acc, on=["business_date", "entity_id"], how="left")
         .join(qua, on=["business_date", "entity_id"], how="left")
         .select(
-            *METRIC_COLUMNS,
+            *METRIC_COLUMNS, *_keys(metrics)[3:],
             F.coalesce(F.col("positions_accepted"), F.lit(0)).cast("bigint").alias("positions_accepted"),
             F.coalesce(F.col("positions_quarantined"), F.lit(0)).cast("bigint").alias("positions_quarantined"),
         )

@@ -43,4 +43,31 @@ def test_golden_base_figures(golden, regcalc_home, monkeypatch, engine_name, lan
     result = run_eod(get_instance(), DATE, str(golden / landing))
     assert result.success, result.error
     assert len(result.run_ids) == 2, "one run serves every entity of the date, one the date-level quarantine"
-    assert_matches(fetch_report(build_resources()["warehouse"], DATE), expected_rows(golden))
+    warehouse = build_resources()["warehouse"]
+    assert_matches(fetch_report(warehouse, DATE, "base"), expected_rows(golden))
+    assert_matches(fetch_report(warehouse, DATE), expected_rows(golden)), "no rules: adjusted = base"
+
+
+@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+def test_golden_rules_through_the_store_give_the_adjusted_figures(golden, regcalc_home, monkeypatch, engine_name):
+    """rules.yaml submitted by analysts and approved by another user reproduces expected_adjusted.csv."""
+    import yaml
+
+    monkeypatch.setenv("REGCALC_ENGINE", engine_name)
+    from regcalc_cli.instance import get_instance
+    from regcalc_resources import build_resources, build_rule_store
+
+    store = build_rule_store()
+    rules = yaml.safe_load((golden / "rules.yaml").read_text())
+    for raw in rules:
+        store.submit([raw], raw["submitted_by"])
+        store.approve(raw["rule_id"], raw["approval"]["user"])
+    result = run_eod(get_instance(), DATE, str(golden / "landing"))
+    assert result.success, result.error
+    warehouse = build_resources()["warehouse"]
+    adjusted = fetch_report(warehouse, DATE)
+    assert_matches(adjusted, expected_rows(golden, "expected_adjusted.csv"))
+    assert_matches(fetch_report(warehouse, DATE, "base"), expected_rows(golden))
+    base = {r["entity_id"]: r for r in fetch_report(warehouse, DATE, "base")}
+    for row in adjusted:
+        assert row["lcr_variance"] == pytest.approx(row["lcr"] - base[row["entity_id"]]["lcr"])

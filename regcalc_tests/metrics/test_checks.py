@@ -5,7 +5,7 @@ from __future__ import annotations
 from regcalc_assets.metrics.checks import contract_failures
 
 GOOD = dict(
-    entity_id="LE_UK", reporting_currency="GBP", hqla_l1=100.0, hqla_l2a=40.0, hqla_l2b=20.0, adj15=0.0,
+    entity_id="LE_UK", basis="adjusted", reporting_currency="GBP", hqla_l1=100.0, hqla_l2a=40.0, hqla_l2b=20.0, adj15=0.0,
     adj40=0.0, hqla=160.0, total_outflows=100.0, total_inflows=80.0, capped_inflows=75.0, net_outflows=25.0,
     lcr=6.4, asf=10.0, rsf=0.0, nsfr=None,
 )
