@@ -71,3 +71,34 @@ def test_golden_rules_through_the_store_give_the_adjusted_figures(golden, regcal
     base = {r["entity_id"]: r for r in fetch_report(warehouse, DATE, "base")}
     for row in adjusted:
         assert row["lcr_variance"] == pytest.approx(row["lcr"] - base[row["entity_id"]]["lcr"])
+
+
+def test_rules_as_of_reproduces_what_was_reported(golden, regcalc_home, monkeypatch):
+    """Retiring a rule changes today's figures; `--rules-as-of` the earlier moment gives the old ones back."""
+    import datetime as dt
+    import time
+
+    import yaml
+
+    monkeypatch.setenv("REGCALC_ENGINE", "duckdb")
+    from regcalc_cli.instance import get_instance
+    from regcalc_resources import build_resources, build_rule_store
+
+    store = build_rule_store()
+    for raw in yaml.safe_load((golden / "rules.yaml").read_text()):
+        store.submit([raw], raw["submitted_by"])
+        store.approve(raw["rule_id"], raw["approval"]["user"])
+    time.sleep(0.05)
+    reported_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat()
+    time.sleep(0.05)
+    store.retire("ADJ_2024_003", "risk_head")
+    instance, warehouse = get_instance(), build_resources()["warehouse"]
+    landing = str(golden / "landing")
+
+    assert run_eod(instance, DATE, landing).success
+    now = {r["entity_id"]: r for r in fetch_report(warehouse, DATE)}
+    # without the final-stage buffer, LE_US's HQLA is back to its post-cap sum (deal rule still applies)
+    assert now["LE_US"]["hqla"] == pytest.approx(15342500.0 + 3200000.0 + 1309500.0)
+
+    assert run_eod(instance, DATE, landing, rules_as_of=reported_at).success
+    assert_matches(fetch_report(warehouse, DATE), expected_rows(golden, "expected_adjusted.csv"))
