@@ -100,3 +100,12 @@ def apply_rules(df, rules: list[Rule], stage: str):
     if not rules:
         return df
     return df.withColumns({name: clamp(F, name, expr).cast("double") for name, expr in current.items()})
+
+
+def apply_to_adjusted_basis(df, rules: list[Rule], stage: str):
+    """Rules applied to the rows of the ``adjusted`` basis only; ``base`` rows pass unchanged."""
+    if not rules:
+        return df
+    F, _ = functions_for(df)
+    adjusted = F.col("basis") == F.lit("adjusted")
+    return df.where(~adjusted).unionByName(apply_rules(df.where(adjusted), rules, stage))

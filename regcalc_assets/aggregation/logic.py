@@ -91,10 +91,6 @@ def aggregate_components(breakdown, profiles):
 
 def adjust_components(components, rules):
     """Aggregation-stage rules applied to the adjusted basis only; base rows stay as aggregated."""
-    if not rules:
-        return components
-    from regcalc_assets.adjustments.logic import apply_rules
+    from regcalc_assets.adjustments.logic import apply_to_adjusted_basis
 
-    F, _ = functions_for(components)
-    adjusted = F.col("basis") == F.lit("adjusted")
-    return components.where(~adjusted).unionByName(apply_rules(components.where(adjusted), rules, "aggregation"))
+    return apply_to_adjusted_basis(components, rules, "aggregation")

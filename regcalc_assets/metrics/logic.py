@@ -68,11 +68,9 @@ def compute_final_metrics(components, final_rules=()):
     caps and before the inflow cap and the ratios (liquidity-rules.md, 'Adjusted figures')."""
     totals = hqla_stock(pivot_components(components))
     if final_rules:
-        from regcalc_assets.adjustments.logic import apply_rules
+        from regcalc_assets.adjustments.logic import apply_to_adjusted_basis
 
-        F, _ = functions_for(totals)
-        adjusted = F.col("basis") == F.lit("adjusted")
-        totals = totals.where(~adjusted).unionByName(apply_rules(totals.where(adjusted), list(final_rules), "final_calc"))
+        totals = apply_to_adjusted_basis(totals, list(final_rules), "final_calc")
     keys = _keys(components)
     return ratios(totals).select(*METRIC_COLUMNS, *keys[3:])
 
