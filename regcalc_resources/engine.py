@@ -92,16 +92,23 @@ class DuckDBEngine(ComputeEngine):
 
     def read_text_table(self, path: str):
         import sqlframe.base.functions as F
-        from sqlframe.base.window import Window
 
-        reader = self.session().read.options(hive_partitioning=False)
         if path.endswith(".csv"):
             return self._read_csv_numbered(path)
-        else:
-            df = reader.options(file_row_number=True).parquet(path)
-            row = F.col("file_row_number") + F.lit(1)
+        df = self.session().read.options(hive_partitioning=False, file_row_number=True).parquet(path)
+        row = F.col("file_row_number") + F.lit(1)
         columns = [c for c in df.columns if c != "file_row_number"]
         return df.select(*[F.col(c).cast("string").alias(c) for c in columns], row.cast("bigint").alias("source_row"))
+
+    def _drop_tables_except(self, prefix: str, keep: str | None = None) -> bool:
+        """Drop the session's tables named ``prefix*`` other than ``keep``; True if ``keep`` exists."""
+        conn = self._conn()
+        tables = {r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE starts_with(table_name, ?)", [prefix]
+        ).fetchall()}
+        for stale in tables - {keep}:
+            conn.execute(f"DROP TABLE IF EXISTS {stale}")
+        return keep in tables
 
     def _read_csv_numbered(self, path: str):
         """CSV as text with file row numbers: loaded once with insertion order preserved, so that
@@ -114,12 +121,7 @@ class DuckDBEngine(ComputeEngine):
         prefix = "landing_csv_" + hashlib.sha1(path.encode()).hexdigest()[:12]
         name = f"{prefix}_{hashlib.sha1(f'{stat.st_mtime_ns}:{stat.st_size}'.encode()).hexdigest()[:8]}"
         conn = self._conn()
-        tables = {r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE ?", [prefix + "%"]
-        ).fetchall()}
-        for stale in tables - {name}:
-            conn.execute(f"DROP TABLE IF EXISTS {stale}")
-        if name in tables:
+        if self._drop_tables_except(prefix, keep=name):
             return self.session().table(name)
         conn.execute("SET preserve_insertion_order = true")
         try:
@@ -138,14 +140,10 @@ class DuckDBEngine(ComputeEngine):
     def checkpoint(self, df):
         import uuid
 
-        conn = self._conn()
         # one live checkpoint per session: steps run one after another in a process
-        for (old,) in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'checkpoint_%'"
-        ).fetchall():
-            conn.execute(f"DROP TABLE IF EXISTS {old}")
+        self._drop_tables_except("checkpoint_")
         name = f"checkpoint_{uuid.uuid4().hex[:16]}"
-        conn.execute(f"CREATE TABLE {name} AS {self._sql(df)}")
+        self._conn().execute(f"CREATE TABLE {name} AS {self._sql(df)}")
         return self.session().table(name)
 
     def write_partitioned(self, df, dest_dir, date_dir, entity_dir, constant_entity):

@@ -31,16 +31,15 @@ def locate(landing_root: str, business_date: str, name: str) -> str:
 
 def read_all(engine, landing_root: str, business_date: str) -> dict:
     """Every file of the date as an all-string DataFrame with ``source_file`` and ``source_row``."""
-    frames = {}
+    frames: dict = {"_paths": {}}
     for name in FILES:
-        path = locate(landing_root, business_date, name)
+        path = frames["_paths"][name] = locate(landing_root, business_date, name)
         try:
             df = engine.read_text_table(path)
             df.columns  # noqa: B018 - forces the schema read, so a corrupt file fails here
         except Exception as exc:  # noqa: BLE001 - re-raised with the culprit named
             raise LandingFileError(f"cannot read landing file {path}: {exc}") from exc
         frames[name] = df
-    frames["_paths"] = {name: locate(landing_root, business_date, name) for name in FILES}
     return frames
 
 
