@@ -22,6 +22,12 @@ SCHEMA_SQL = {
         basis VARCHAR NOT NULL, component VARCHAR NOT NULL, component_order INTEGER, amount DOUBLE,
         position_count BIGINT, loaded_at TIMESTAMP, run_id VARCHAR,
         PRIMARY KEY (business_date, entity_id, basis, component)""",
+    "adjustment_trail": """
+        business_date DATE NOT NULL, entity_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, step INTEGER NOT NULL,
+        rule_id VARCHAR, version INTEGER, row_key VARCHAR NOT NULL, source_system VARCHAR, position_id VARCHAR,
+        component VARCHAR, field VARCHAR NOT NULL, value_before DOUBLE, value_after DOUBLE, clamped BOOLEAN NOT NULL,
+        loaded_at TIMESTAMP, run_id VARCHAR,
+        PRIMARY KEY (business_date, entity_id, stage, row_key, step)""",
 }
 
 

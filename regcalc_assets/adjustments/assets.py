@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from regcalc_assets.adjustments.logic import apply_rules, with_base_values
+from regcalc_assets.adjustments import logic
 from regcalc_assets.adjustments.rules import rules_for_run
 from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_resources.rule_store import RuleStore
@@ -12,7 +12,23 @@ from regcalc_resources.rule_store import RuleStore
 def adjusted_positions(context: dg.AssetExecutionContext, rules: RuleStore, enriched_positions):
     """One row per enriched position after the approved deal_enrichment rules effective on its
     business date (adjustment-rules.md): amount, haircut, rates and factors as adjusted and
-    clamped, with the unadjusted values kept as ``base_<field>``."""
+    clamped, with the unadjusted values kept as ``base_<field>`` and the changes made to the
+    position, in order, in ``adjustment_trail``."""
     stage_rules, meta = rules_for_run(context, rules, "deal_enrichment")
     context.add_output_metadata(meta)
-    return apply_rules(with_base_values(enriched_positions, "deal_enrichment"), stage_rules, "deal_enrichment")
+    return logic.apply_rules(logic.with_base_values(enriched_positions, "deal_enrichment"), stage_rules, "deal_enrichment")
+
+
+@dg.asset(partitions_def=DATE_ENTITY, io_manager_key="stage_io", group_name="adjustments", kinds={"parquet"})
+def adjustment_trail(context: dg.AssetExecutionContext, adjusted_positions, liquidity_components, liquidity_metrics):
+    """One row per value that an approved adjustment rule changed, at any stage
+    (adjustment-rules.md, 'Semantics'): business_date, entity_id, stage, step (order of
+    application within the stage's row), rule_id, version, row_key (source_system/position_id,
+    component, or entity), field, value_before, value_after, and clamped (true for the clamp to
+    [0, 1] or >= 0 after the stage's last rule, attributed to the last rule that applied to the
+    field). A rule that leaves a value as it was leaves no row."""
+    trail = logic.adjustment_trail(adjusted_positions, liquidity_components, liquidity_metrics)
+    by_rule = logic.changes_by_rule(trail)
+    context.add_output_metadata({"changes_by_rule": dg.MetadataValue.json(by_rule),
+                                 "changed_values": sum(by_rule.values())})
+    return trail

@@ -52,13 +52,17 @@ def rule_matches(F, rule: Rule, value_of):
     return cond
 
 
-def _operate(F, current, adjustment):
-    value = F.lit(adjustment.value)
+def _operate(F, before, adjustment, matches):
+    """The value after one adjustment, referencing ``before`` exactly once, so that a chain of
+    rules on one field grows linearly (a CASE with ``before`` in two branches would double the
+    expression at every rule). A null ``before`` gives null for every operation, ``set`` included."""
+    value = F.lit(float(adjustment.value))
     if adjustment.operation == "multiply":
-        return current * value
+        return before * F.when(matches, value).otherwise(F.lit(1.0))
     if adjustment.operation == "add":
-        return current + value
-    return value  # set
+        return before + F.when(matches, value).otherwise(F.lit(0.0))
+    # set: before x 0 + v where the rule matches (null stays null), before x 1 + 0 elsewhere
+    return before * F.when(matches, F.lit(0.0)).otherwise(F.lit(1.0)) + F.when(matches, value).otherwise(F.lit(0.0))
 
 
 def clamp(F, field: str, value):
@@ -70,7 +74,29 @@ def clamp(F, field: str, value):
     return F.when(value.isNotNull(), bounded)
 
 
+def _out_of_range(F, field: str, value):
+    low = value < F.lit(0.0)
+    return (low | (value > F.lit(1.0))) if field in UNIT_INTERVAL_FIELDS else low
+
+
 BASE_PREFIX = "base_"
+TRAIL = "adjustment_trail"  # column: the changes the stage's rules made to this row, in order
+TRAIL_ENTRY = ("struct<rule_id: string, version: int, step: int, field: string, before: double, "
+               "after: double, clamped: boolean>")
+
+
+def _entry(F, rule_id, version, step: int, field: str, before, after, clamped: bool):
+    return F.struct(
+        rule_id.alias("rule_id"), version.alias("version"), F.lit(step).alias("step"), F.lit(field).alias("field"),
+        before.cast("double").alias("before"), after.cast("double").alias("after"), F.lit(clamped).alias("clamped"),
+    )
+
+
+def _trail(F, entries):
+    """Non-null entries as an array (typed, empty when there are none)."""
+    if not entries:
+        entries = [F.lit(None).cast(TRAIL_ENTRY)]
+    return F.filter(F.array(*entries), lambda e: e.isNotNull())
 
 
 def with_base_values(df, stage: str):
@@ -80,32 +106,102 @@ def with_base_values(df, stage: str):
 
 
 def apply_rules(df, rules: list[Rule], stage: str):
-    """``df`` with every changeable field of ``stage`` adjusted by the rules, then clamped.
+    """``df`` with every changeable field of ``stage`` adjusted by the rules, then clamped, and an
+    ``adjustment_trail`` column: one entry per changed value (rule_id, version, step, field,
+    before, after, clamped). A clamp is an entry with ``clamped`` true, attributed to the last rule
+    that applied to the field.
 
     An operation on a null field leaves it null (``set`` included). Rules outside their
-    effective window for a row's business_date do nothing to it.
+    effective window for a row's business_date do nothing to it. The whole stage is one
+    projection however many rules it has.
     """
     F, _ = functions_for(df)
     changeable = STAGE_FIELDS[stage][1]
     current = {name: F.col(name) for name in changeable if name in df.columns}
+    last_rule: dict = {}  # field -> (rule_id, version) of the last rule that applied to it
+    entries, step = [], 0
 
     def value_of(name):
         return current.get(name, F.col(name))
 
-    for rule in ordered([r for r in rules if r.stage == stage]):
+    stage_rules = ordered([r for r in rules if r.stage == stage])
+    for rule in stage_rules:
         matches = rule_matches(F, rule, value_of)
+        rule_id, version = F.lit(rule.rule_id), F.lit(rule.version)
         for adj in rule.adjustments:
             before = current[adj.field]
-            current[adj.field] = F.when(matches & before.isNotNull(), _operate(F, before, adj)).otherwise(before)
-    if not rules:
-        return df
-    return df.withColumns({name: clamp(F, name, expr).cast("double") for name, expr in current.items()})
+            after = _operate(F, before, adj, matches)
+            step += 1
+            entries.append(F.when(matches, F.when(after != before, _entry(F, rule_id, version, step, adj.field,
+                                                                           before, after, False))))
+            applied = matches & before.isNotNull()
+            prev = last_rule.get(adj.field, (F.lit(None).cast("string"), F.lit(None).cast("int")))
+            last_rule[adj.field] = (F.when(applied, rule_id).otherwise(prev[0]),
+                                    F.when(applied, version).otherwise(prev[1]))
+            current[adj.field] = after
+    if not stage_rules:
+        return df.withColumn(TRAIL, _trail(F, []))
+    outputs = {}
+    for name, value in current.items():
+        clamped = clamp(F, name, value)
+        if name in last_rule:
+            step += 1
+            entries.append(F.when(_out_of_range(F, name, value),
+                                  _entry(F, *last_rule[name], step, name, value, clamped, True)))
+        outputs[name] = clamped.cast("double")
+    return df.withColumns({**outputs, TRAIL: _trail(F, entries)})
 
 
 def apply_to_adjusted_basis(df, rules: list[Rule], stage: str):
     """Rules applied to the rows of the ``adjusted`` basis only; ``base`` rows pass unchanged."""
-    if not rules:
-        return df
     F, _ = functions_for(df)
     adjusted = F.col("basis") == F.lit("adjusted")
-    return df.where(~adjusted).unionByName(apply_rules(df.where(adjusted), rules, stage))
+    if not rules:
+        return df.withColumn(TRAIL, _trail(F, []))
+    return df.where(~adjusted).withColumn(TRAIL, _trail(F, [])).unionByName(apply_rules(df.where(adjusted), rules, stage))
+
+
+TRAIL_COLUMNS = [
+    "business_date", "entity_id", "stage", "step", "rule_id", "version", "row_key", "source_system", "position_id",
+    "component", "field", "value_before", "value_after", "clamped",
+]
+
+
+def _flat_stage_trail(df, stage: str, row_key, keys: dict):
+    """One row per entry of ``df``'s adjustment_trail column, keyed by the row it changed."""
+    F, _ = functions_for(df)
+    entry = "_entry"
+    exploded = df.where(F.size(F.col(TRAIL)) > F.lit(0)).select(
+        "business_date", "entity_id", row_key.alias("row_key"),
+        *[(col if col is not None else F.lit(None).cast("string")).alias(name) for name, col in keys.items()],
+        F.explode(F.col(TRAIL)).alias(entry),
+    )
+    return exploded.select(
+        "business_date", "entity_id", F.lit(stage).alias("stage"), F.col(f"{entry}.step").alias("step"),
+        F.col(f"{entry}.rule_id").alias("rule_id"), F.col(f"{entry}.version").alias("version"), "row_key",
+        *keys, F.col(f"{entry}.field").alias("field"), F.col(f"{entry}.before").alias("value_before"),
+        F.col(f"{entry}.after").alias("value_after"), F.col(f"{entry}.clamped").alias("clamped"),
+    )
+
+
+def adjustment_trail(adjusted_positions, components, metrics):
+    """The trails of the three stages as one table, one row per changed value (TRAIL_COLUMNS).
+    The row key is ``source_system/position_id`` for a position, the component's name for an
+    aggregation row, and the entity for the final totals."""
+    F, _ = functions_for(adjusted_positions)
+    none = None  # a key that the stage's rows do not have
+    deal = _flat_stage_trail(
+        adjusted_positions, "deal_enrichment", F.concat_ws("/", F.col("source_system"), F.col("position_id")),
+        {"source_system": F.col("source_system"), "position_id": F.col("position_id"), "component": none})
+    aggregation = _flat_stage_trail(components, "aggregation", F.col("component"),
+                                    {"source_system": none, "position_id": none, "component": F.col("component")})
+    final = _flat_stage_trail(metrics, "final_calc", F.col("entity_id"),
+                              {"source_system": none, "position_id": none, "component": none})
+    return deal.unionByName(aggregation).unionByName(final).select(*TRAIL_COLUMNS)
+
+
+def changes_by_rule(trail) -> dict[str, int]:
+    """Trail rows per ``rule_id@vN`` (clamps included), for run metadata."""
+    F, _ = functions_for(trail)
+    rows = trail.groupBy("rule_id", "version").agg(F.count(F.lit(1)).alias("n")).collect()
+    return {f"{r['rule_id']}@v{r['version']}": int(r["n"]) for r in sorted(rows, key=lambda r: (str(r["rule_id"]), r["version"] or 0))}

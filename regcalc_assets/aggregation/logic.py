@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from regcalc_assets.adjustments.logic import apply_to_adjusted_basis
 from regcalc_assets.sparkapi import functions_for, session_of
 
 HQLA_COMPONENTS = {"L1": "HQLA_L1", "L2A": "HQLA_L2A", "L2B_RMBS": "HQLA_L2B_RMBS", "L2B_OTHER": "HQLA_L2B_OTHER"}
@@ -91,6 +92,4 @@ def aggregate_components(breakdown, profiles):
 
 def adjust_components(components, rules):
     """Aggregation-stage rules applied to the adjusted basis only; base rows stay as aggregated."""
-    from regcalc_assets.adjustments.logic import apply_to_adjusted_basis
-
     return apply_to_adjusted_basis(components, rules, "aggregation")

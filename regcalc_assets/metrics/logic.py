@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from regcalc_assets.adjustments.logic import TRAIL, apply_to_adjusted_basis
 from regcalc_assets.sparkapi import functions_for
 
 TOTALS = {  # output column -> component
@@ -67,12 +68,10 @@ def compute_final_metrics(components, final_rules=()):
     and NSFR. Final-stage rules (adjusted basis only) change hqla and the totals after the HQLA
     caps and before the inflow cap and the ratios (liquidity-rules.md, 'Adjusted figures')."""
     totals = hqla_stock(pivot_components(components))
-    if final_rules:
-        from regcalc_assets.adjustments.logic import apply_to_adjusted_basis
-
+    if "basis" in totals.columns or final_rules:
         totals = apply_to_adjusted_basis(totals, list(final_rules), "final_calc")
     keys = _keys(components)
-    return ratios(totals).select(*METRIC_COLUMNS, *keys[3:])
+    return ratios(totals).select(*METRIC_COLUMNS, *keys[3:], *([TRAIL] if TRAIL in totals.columns else []))
 
 
 def with_position_counts(metrics, accepted, quarantined):
@@ -84,7 +83,7 @@ def with_position_counts(metrics, accepted, quarantined):
         metrics.join(acc, on=["business_date", "entity_id"], how="left")
         .join(qua, on=["business_date", "entity_id"], how="left")
         .select(
-            *METRIC_COLUMNS, *_keys(metrics)[3:],
+            *METRIC_COLUMNS, *_keys(metrics)[3:], *([TRAIL] if TRAIL in metrics.columns else []),
             F.coalesce(F.col("positions_accepted"), F.lit(0)).cast("bigint").alias("positions_accepted"),
             F.coalesce(F.col("positions_quarantined"), F.lit(0)).cast("bigint").alias("positions_quarantined"),
         )

@@ -10,22 +10,28 @@ from regcalc_resources.warehouse import Warehouse
 
 
 def _to_arrow(df):
-    import pyarrow as pa
+    """The frame as an Arrow table, without its nested adjustment_trail column (the trail has its
+    own table)."""
+    from regcalc_assets.adjustments.logic import TRAIL
 
-    return pa.Table.from_pylist([r.asDict() for r in df.collect()])
+    return df.drop(TRAIL).toArrow() if TRAIL in df.columns else df.toArrow()
 
 
 @dg.asset(partitions_def=DATE_ENTITY, group_name="publication", kinds={"duckdb"})
-def warehouse_liquidity(context: dg.AssetExecutionContext, warehouse: Warehouse, liquidity_metrics, liquidity_components):
-    """Warehouse tables ``liquidity_metrics`` (one row per business_date x entity_id) and
-    ``liquidity_components`` (one row per business_date x entity_id x component) for BI. Each
+def warehouse_liquidity(context: dg.AssetExecutionContext, warehouse: Warehouse, liquidity_metrics, liquidity_components,
+                        adjustment_trail):
+    """Warehouse tables ``liquidity_metrics`` (one row per business_date x entity_id x basis),
+    ``liquidity_components`` (one row per business_date x entity_id x basis x component) and
+    ``adjustment_trail`` (one row per value a rule changed) for BI. Each
     (date, entity) partition is deleted and re-inserted in one transaction, so a re-run leaves
     exactly one copy."""
     business_date, entities = run_scope(context)
     partitions = [(business_date, e) for e in entities]
     started = time.perf_counter()
     loaded = {}
-    for table, df in (("liquidity_metrics", liquidity_metrics), ("liquidity_components", liquidity_components)):
+    tables = {"liquidity_metrics": liquidity_metrics, "liquidity_components": liquidity_components,
+              "adjustment_trail": adjustment_trail}
+    for table, df in tables.items():
         loaded[table] = warehouse.replace_partitions(table, _to_arrow(df), partitions, context.run.run_id)
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(

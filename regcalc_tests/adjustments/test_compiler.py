@@ -143,3 +143,64 @@ def test_aggregation_and_final_stages(spark):
         "conditions": [{"field": "reporting_currency", "operator": "==", "value": "USD"}],
         "adjustments": [{"field": "hqla", "operation": "multiply", "value": 0.97}]})], "final_calc").collect()
     assert {r["entity_id"]: r["hqla"] for r in out} == pytest.approx({"LE_US": 97.0, "LE_UK": 200.0})
+
+
+def trail(out, pid):
+    """(rule_id, version, field, before, after, clamped) of a row's trail, in step order."""
+    entries = sorted(out[pid]["adjustment_trail"], key=lambda e: e["step"])
+    return [(e["rule_id"], e["version"], e["field"], e["before"], e["after"], e["clamped"]) for e in entries]
+
+
+def test_trail_records_every_changed_value_and_every_clamp(positions):
+    out = run(positions,
+              rule("R1", adjustments=[{"field": "haircut", "operation": "add", "value": 0.9},
+                                      {"field": "amount", "operation": "add", "value": -350}]),
+              rule("R2", adjustments=[{"field": "haircut", "operation": "add", "value": 0.3},
+                                      {"field": "inflow_rate", "operation": "multiply", "value": 3}]))
+    # SEC_LONG: haircut 0 -> 0.9 -> 1.2, clamped to 1 (attributed to R2, the last rule on it);
+    # amount 100 -> -250, clamped to 0 (R1); inflow_rate is null, so nothing is recorded for it
+    assert trail(out, "SEC_LONG") == [
+        ("R1", 1, "haircut", 0.0, pytest.approx(0.9), False),
+        ("R1", 1, "amount", 100.0, -250.0, False),
+        ("R2", 1, "haircut", pytest.approx(0.9), pytest.approx(1.2), False),
+        ("R1", 1, "amount", -250.0, 0.0, True),
+        ("R2", 1, "haircut", pytest.approx(1.2), 1.0, True),
+    ]
+    assert trail(out, "LOAN_SHORT") == [
+        ("R1", 1, "amount", 300.0, -50.0, False),
+        ("R2", 1, "inflow_rate", 1.0, 3.0, False),
+        ("R1", 1, "amount", -50.0, 0.0, True),
+        ("R2", 1, "inflow_rate", 3.0, 1.0, True),
+    ]
+    assert trail(out, "DEP") == [("R1", 1, "amount", 400.0, 50.0, False)]  # in range: no clamp
+
+
+def test_trail_has_no_entry_for_a_value_the_rule_left_as_it_was(positions):
+    out = run(positions,
+              rule("SAME", conditions=[{"field": "product", "operator": "==", "value": "DEPOSIT"}],
+                   adjustments=[{"field": "outflow_rate", "operation": "set", "value": 0.05},
+                                {"field": "amount", "operation": "multiply", "value": 1}]),
+              rule("LATE", effective_date="2024-07-01"))
+    assert trail(out, "DEP") == []  # 0.05 set to 0.05, amount x 1; LATE not yet effective
+    assert trail(out, "DEP_NOCP") == [("SAME", 1, "outflow_rate", 0.10, 0.05, False)]
+    assert trail(out, "SEC_LONG") == []  # not a deposit
+
+
+def test_trail_without_rules_is_empty(positions):
+    assert all(row["adjustment_trail"] == [] for row in run(positions).values())
+
+
+def test_trail_of_the_adjusted_basis_only(spark):
+    from regcalc_assets.adjustments.logic import apply_to_adjusted_basis
+
+    comps = spark.createDataFrame(
+        [(D, "LE_UK", "base", "OUTFLOWS", 100.0), (D, "LE_UK", "adjusted", "OUTFLOWS", 100.0)],
+        "business_date date, entity_id string, basis string, component string, amount double")
+    out = apply_to_adjusted_basis(comps, [parse_rule({
+        "rule_id": "ADD_ON", "stage": "aggregation", "effective_date": "2024-06-01", "version": 3,
+        "adjustments": [{"field": "amount", "operation": "add", "value": 25}]})], "aggregation").collect()
+    by_basis = {r["basis"]: r for r in out}
+    assert by_basis["base"]["amount"] == 100.0 and by_basis["base"]["adjustment_trail"] == []
+    [entry] = by_basis["adjusted"]["adjustment_trail"]
+    assert (entry["rule_id"], entry["version"], entry["field"], entry["before"], entry["after"], entry["clamped"]) == \
+        ("ADD_ON", 3, "amount", 100.0, 125.0, False)

@@ -71,6 +71,37 @@ def test_golden_rules_through_the_store_give_the_adjusted_figures(golden, regcal
     base = {r["entity_id"]: r for r in fetch_report(warehouse, DATE, "base")}
     for row in adjusted:
         assert row["lcr_variance"] == pytest.approx(row["lcr"] - base[row["entity_id"]]["lcr"])
+    assert_golden_trail(golden, warehouse)
+
+
+def assert_golden_trail(golden, warehouse):
+    """The warehouse trail of rules.yaml, worked out from the spec: ADJ_2024_001 changes the RSF
+    factor (x 0.95) of the 8 SECURITY / LOAN positions maturing after 2025-01-01 and the haircut
+    (+ 0.05) of the 6 of them that are HQLA (UK-0007 is encumbered, UK-0020 is a loan: haircut
+    null); ADJ_2024_002 the OUTFLOWS of LE_UK; ADJ_2024_003 the HQLA of LE_US. Nothing is clamped."""
+    rows = warehouse.query(
+        "SELECT stage, rule_id, version, row_key, position_id, component, field, value_before, value_after, clamped "
+        "FROM adjustment_trail WHERE business_date = DATE '2024-06-28' ORDER BY stage, row_key, step")
+    assert len(rows) == 16 and not any(r["clamped"] for r in rows)
+    assert {(r["rule_id"], r["version"]) for r in rows} == {("ADJ_2024_001", 1), ("ADJ_2024_002", 1), ("ADJ_2024_003", 1)}
+    deal = {(r["position_id"], r["field"]): (r["value_before"], r["value_after"]) for r in rows if r["stage"] == "deal_enrichment"}
+    assert {p for p, _ in deal} == {"UK-0003", "UK-0004", "UK-0005", "UK-0007", "UK-0020", "US-0029", "US-0030", "US-0031"}
+    assert deal[("UK-0003", "haircut")] == pytest.approx((0.0, 0.05))  # L1
+    assert deal[("UK-0003", "rsf_factor")] == pytest.approx((0.05, 0.0475))
+    assert deal[("US-0030", "haircut")] == pytest.approx((0.15, 0.20))  # L2A
+    assert deal[("UK-0005", "haircut")] == pytest.approx((0.25, 0.30))  # L2B RMBS
+    assert deal[("UK-0020", "rsf_factor")] == pytest.approx((1.0, 0.95))  # non-performing loan
+    assert ("UK-0020", "haircut") not in deal and ("UK-0007", "haircut") not in deal
+    base, adjusted = expected_rows(golden), expected_rows(golden, "expected_adjusted.csv")
+    [outflows] = [r for r in rows if r["stage"] == "aggregation"]
+    assert (outflows["rule_id"], outflows["row_key"], outflows["component"], outflows["field"]) == \
+        ("ADJ_2024_002", "OUTFLOWS", "OUTFLOWS", "amount")
+    assert (outflows["value_before"], outflows["value_after"]) == pytest.approx(
+        (float(base["LE_UK"]["total_outflows"]), float(adjusted["LE_UK"]["total_outflows"])))
+    [buffer] = [r for r in rows if r["stage"] == "final_calc"]
+    assert (buffer["rule_id"], buffer["row_key"], buffer["field"]) == ("ADJ_2024_003", "LE_US", "hqla")
+    assert buffer["value_after"] == pytest.approx(float(adjusted["LE_US"]["hqla"]))
+    assert buffer["value_before"] == pytest.approx(float(adjusted["LE_US"]["hqla"]) / 0.97)
 
 
 def test_rules_as_of_reproduces_what_was_reported(golden, regcalc_home, monkeypatch):
