@@ -102,3 +102,22 @@ def history(rule_id):
         if v.approved_by:
             line += f"; approved by {v.approved_by} at {v.approved_at:%Y-%m-%d %H:%M:%S}"
         click.echo(line)
+
+
+@rules.command()
+@click.argument("source")
+@click.option("--date", "dates", multiple=True, help="business date (repeatable; default: every stored date in the rule's window)")
+@click.option("--format", "fmt", default="table", type=click.Choice(["table", "json"]), show_default=True)
+def preview(source, dates, fmt):
+    """What SOURCE (a rule file, or the id of a stored rule) would do before approval: rows matched
+    per entity and date, and each affected entity's LCR / NSFR with it versus now. Reads the
+    stored results; writes nothing."""
+    from regcalc_assets.adjustments.model import RuleValidationError
+    from regcalc_cli import preview as pv
+    from regcalc_resources import build_resources
+
+    try:
+        rows = pv.preview(build_resources()["stage_io"], _store(), source, list(dates))
+    except (pv.PreviewError, RuleValidationError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        _fail(exc)
+    click.echo(json.dumps(rows, indent=2) if fmt == "json" else pv.render(rows))

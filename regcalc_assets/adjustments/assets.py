@@ -20,15 +20,11 @@ def adjusted_positions(context: dg.AssetExecutionContext, rules: RuleStore, enri
 
 
 @dg.asset(partitions_def=DATE_ENTITY, io_manager_key="stage_io", group_name="adjustments", kinds={"parquet"})
-def adjustment_trail(context: dg.AssetExecutionContext, adjusted_positions, liquidity_components, liquidity_metrics):
+def adjustment_trail(adjusted_positions, liquidity_components, liquidity_metrics):
     """One row per value that an approved adjustment rule changed, at any stage
     (adjustment-rules.md, 'Semantics'): business_date, entity_id, stage, step (order of
     application within the stage's row), rule_id, version, row_key (source_system/position_id,
     component, or entity), field, value_before, value_after, and clamped (true for the clamp to
     [0, 1] or >= 0 after the stage's last rule, attributed to the last rule that applied to the
     field). A rule that leaves a value as it was leaves no row."""
-    trail = logic.adjustment_trail(adjusted_positions, liquidity_components, liquidity_metrics)
-    by_rule = logic.changes_by_rule(trail)
-    context.add_output_metadata({"changes_by_rule": dg.MetadataValue.json(by_rule),
-                                 "changed_values": sum(by_rule.values())})
-    return trail
+    return logic.adjustment_trail(adjusted_positions, liquidity_components, liquidity_metrics)

@@ -105,7 +105,7 @@ def with_base_values(df, stage: str):
     return df.withColumns({BASE_PREFIX + f: F.col(f) for f in STAGE_FIELDS[stage][1] if f in df.columns})
 
 
-def apply_rules(df, rules: list[Rule], stage: str):
+def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str] | None = None):
     """``df`` with every changeable field of ``stage`` adjusted by the rules, then clamped, and an
     ``adjustment_trail`` column: one entry per changed value (rule_id, version, step, field,
     before, after, clamped). A clamp is an entry with ``clamped`` true, attributed to the last rule
@@ -113,13 +113,14 @@ def apply_rules(df, rules: list[Rule], stage: str):
 
     An operation on a null field leaves it null (``set`` included). Rules outside their
     effective window for a row's business_date do nothing to it. The whole stage is one
-    projection however many rules it has.
+    projection however many rules it has. ``match_columns`` (rule_id -> column) adds, for a
+    preview, whether each of those rules matched the row, on the values as it saw them.
     """
     F, _ = functions_for(df)
     changeable = STAGE_FIELDS[stage][1]
     current = {name: F.col(name) for name in changeable if name in df.columns}
     last_rule: dict = {}  # field -> (rule_id, version) of the last rule that applied to it
-    entries, step = [], 0
+    entries, step, flags = [], 0, {}
 
     def value_of(name):
         return current.get(name, F.col(name))
@@ -127,6 +128,8 @@ def apply_rules(df, rules: list[Rule], stage: str):
     stage_rules = ordered([r for r in rules if r.stage == stage])
     for rule in stage_rules:
         matches = rule_matches(F, rule, value_of)
+        if match_columns and rule.rule_id in match_columns:
+            flags[match_columns[rule.rule_id]] = matches
         rule_id, version = F.lit(rule.rule_id), F.lit(rule.version)
         for adj in rule.adjustments:
             before = current[adj.field]
@@ -139,8 +142,9 @@ def apply_rules(df, rules: list[Rule], stage: str):
             last_rule[adj.field] = (F.when(applied, rule_id).otherwise(prev[0]),
                                     F.when(applied, version).otherwise(prev[1]))
             current[adj.field] = after
+    flags.update({c: F.lit(False) for c in (match_columns or {}).values() if c not in flags})
     if not stage_rules:
-        return df.withColumn(TRAIL, _trail(F, []))
+        return df.withColumns({TRAIL: _trail(F, []), **flags})
     outputs = {}
     for name, value in current.items():
         clamped = clamp(F, name, value)
@@ -149,7 +153,7 @@ def apply_rules(df, rules: list[Rule], stage: str):
             entries.append(F.when(_out_of_range(F, name, value),
                                   _entry(F, *last_rule[name], step, name, value, clamped, True)))
         outputs[name] = clamped.cast("double")
-    return df.withColumns({**outputs, TRAIL: _trail(F, entries)})
+    return df.withColumns({**outputs, TRAIL: _trail(F, entries), **flags})
 
 
 def apply_to_adjusted_basis(df, rules: list[Rule], stage: str):
@@ -199,9 +203,3 @@ def adjustment_trail(adjusted_positions, components, metrics):
                               {"source_system": none, "position_id": none, "component": none})
     return deal.unionByName(aggregation).unionByName(final).select(*TRAIL_COLUMNS)
 
-
-def changes_by_rule(trail) -> dict[str, int]:
-    """Trail rows per ``rule_id@vN`` (clamps included), for run metadata."""
-    F, _ = functions_for(trail)
-    rows = trail.groupBy("rule_id", "version").agg(F.count(F.lit(1)).alias("n")).collect()
-    return {f"{r['rule_id']}@v{r['version']}": int(r["n"]) for r in sorted(rows, key=lambda r: (str(r["rule_id"]), r["version"] or 0))}

@@ -25,37 +25,34 @@ BASES = {"base": "base_", "adjusted": ""}  # basis -> prefix of the calculation 
 
 def contributions(positions, bases: dict[str, str] | None = None):
     """One row per (position, component, basis) it contributes to: amount x factor (HQLA: amount
-    x (1 - haircut)); ``base`` reads the fields as enriched, ``adjusted`` as deal rules left them."""
+    x (1 - haircut)); ``base`` reads the fields as enriched, ``adjusted`` as deal rules left them.
+
+    Built as one projection of an array of (basis, component) entries, exploded: two DataFrame
+    operations whatever the number of components and bases."""
     F, _ = functions_for(positions)
     bases = bases or {"adjusted": ""}
     level_component = None
     for level, component in HQLA_COMPONENTS.items():
         cond = F.col("hqla_level") == F.lit(level)
         level_component = F.when(cond, F.lit(component)) if level_component is None else level_component.when(cond, F.lit(component))
-    parts = []
+
+    def entry(present, basis, component, rule, contribution):
+        return F.when(present, F.struct(F.lit(basis).alias("basis"), component.alias("component"),
+                                        F.col(rule).cast("string").alias("factor_rule"),
+                                        contribution.cast("double").alias("contribution")))
+
+    entries = []
     for basis, p in bases.items():
         amount, haircut = F.col(p + "amount"), F.col(p + "haircut")
-        parts.append(
-            positions.where(F.col("hqla_level").isNotNull()).select(
-                *KEYS, "position_id", "source_system", "product", F.lit(basis).alias("basis"),
-                level_component.alias("component"),
-                F.col("haircut_rule").alias("factor_rule"),
-                (amount * (F.lit(1.0) - haircut)).alias("contribution"),
-            )
-        )
+        entries.append(entry(F.col("hqla_level").isNotNull(), basis, level_component, "haircut_rule",
+                             amount * (F.lit(1.0) - haircut)))
         for component, (factor, rule) in FLOW_COMPONENTS.items():
-            parts.append(
-                positions.where(F.col(p + factor).isNotNull()).select(
-                    *KEYS, "position_id", "source_system", "product", F.lit(basis).alias("basis"),
-                    F.lit(component).alias("component"),
-                    F.col(rule).alias("factor_rule"),
-                    (amount * F.col(p + factor)).alias("contribution"),
-                )
-            )
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out
+            entries.append(entry(F.col(p + factor).isNotNull(), basis, F.lit(component), rule, amount * F.col(p + factor)))
+    c = "_contribution"
+    exploded = positions.select(*KEYS, "position_id", "source_system", "product",
+                                F.explode(F.filter(F.array(*entries), lambda e: e.isNotNull())).alias(c))
+    return exploded.select(*KEYS, "position_id", "source_system", "product",
+                           *[F.col(f"{c}.{name}").alias(name) for name in ("basis", "component", "factor_rule", "contribution")])
 
 
 def component_breakdown(positions, bases: dict[str, str] | None = None):

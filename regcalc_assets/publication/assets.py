@@ -17,6 +17,12 @@ def _to_arrow(df):
     return df.drop(TRAIL).toArrow() if TRAIL in df.columns else df.toArrow()
 
 
+def _changes_by_rule(trail) -> dict[str, int]:
+    """Trail rows (changed values, clamps included) per ``rule_id@vN``."""
+    counts = trail.group_by(["rule_id", "version"]).aggregate([("field", "count")]).to_pylist()
+    return {f"{r['rule_id']}@v{r['version']}": r["field_count"] for r in sorted(counts, key=lambda r: (str(r["rule_id"]), r["version"] or 0))}
+
+
 @dg.asset(partitions_def=DATE_ENTITY, group_name="publication", kinds={"duckdb"})
 def warehouse_liquidity(context: dg.AssetExecutionContext, warehouse: Warehouse, liquidity_metrics, liquidity_components,
                         adjustment_trail):
@@ -31,12 +37,14 @@ def warehouse_liquidity(context: dg.AssetExecutionContext, warehouse: Warehouse,
     loaded = {}
     tables = {"liquidity_metrics": liquidity_metrics, "liquidity_components": liquidity_components,
               "adjustment_trail": adjustment_trail}
-    for table, df in tables.items():
-        loaded[table] = warehouse.replace_partitions(table, _to_arrow(df), partitions, context.run.run_id)
+    arrow = {table: _to_arrow(df) for table, df in tables.items()}
+    for table, rows in arrow.items():
+        loaded[table] = warehouse.replace_partitions(table, rows, partitions, context.run.run_id)
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(
         metadata={
             "rows_loaded": dg.MetadataValue.json(loaded),
+            "changes_by_rule": dg.MetadataValue.json(_changes_by_rule(arrow["adjustment_trail"])),
             "load_seconds": round(seconds, 3),
             "method": "duckdb delete+insert (one transaction per table)",
         }

@@ -34,3 +34,61 @@ def test_rules_lifecycle_through_the_cli(tmp_path, golden):
     rejected = regcalc("rules", "submit", str(bad), "--user", "analyst_a", home=home, check=False)
     assert rejected.returncode == 2 and "rule NEW_2: expiry_date 2024-04-01 is before effective_date" in rejected.stderr
     assert regcalc("rules", "history", "NEW_1", home=home, check=False).returncode == 2, "nothing of the file is stored"
+
+
+def _figures(path):
+    import csv
+
+    with open(path, newline="") as fh:
+        return {row["entity_id"]: row for row in csv.DictReader(fh)}
+
+
+def _warehouse_rows(home):
+    import duckdb
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}").fetchall()))
+                for t in ("liquidity_metrics", "liquidity_components", "adjustment_trail")}
+    finally:
+        con.close()
+
+
+def test_preview_shows_matches_and_figures_before_approval_and_writes_nothing(tmp_path, golden):
+    """Previewing the three golden rules on the base-only results: 'now' is expected_base.csv,
+    'with' is expected_adjusted.csv; the matched rows are worked out from the golden files."""
+    import json
+
+    from regcalc_tests.e2e.test_cli import storage_digest
+
+    home = tmp_path / "home"
+    regcalc("eod", "--date", "2024-06-28", "--landing", str(golden / "landing"), home=home)
+    storage, warehouse = storage_digest(home / "storage"), _warehouse_rows(home)
+
+    rows = json.loads(regcalc("rules", "preview", str(golden / "rules.yaml"), "--format", "json", home=home).stdout)
+    matched = {(r["rule_id"], r["entity_id"]): r["rows_matched"] for r in rows}
+    # ADJ_2024_001: SECURITY/LOAN maturing after 2025-01-01 (UK-0003/4/5/7/20, US-0029/30/31);
+    # ADJ_2024_002: LE_UK's OUTFLOWS component; ADJ_2024_003: the USD entity's totals
+    assert matched == {("ADJ_2024_001", "LE_UK"): 5, ("ADJ_2024_001", "LE_US"): 3,
+                       ("ADJ_2024_002", "LE_UK"): 1, ("ADJ_2024_003", "LE_US"): 1}
+    base, adjusted = _figures(golden / "expected_base.csv"), _figures(golden / "expected_adjusted.csv")
+    for r in rows:
+        for metric in ("lcr", "nsfr"):
+            assert r[f"{metric}_now"] == pytest.approx(float(base[r["entity_id"]][metric]), rel=1e-9)
+            assert r[f"{metric}_with_rule"] == pytest.approx(float(adjusted[r["entity_id"]][metric]), rel=1e-9)
+    assert storage_digest(home / "storage") == storage and _warehouse_rows(home) == warehouse
+    assert regcalc("rules", "history", "ADJ_2024_001", home=home, check=False).returncode == 2, "a file preview stores nothing"
+
+    # a stored rule awaiting approval, by id: only the final-stage buffer on LE_US's HQLA
+    only_final = tmp_path / "final.yaml"
+    only_final.write_text((golden / "rules.yaml").read_text().split("- rule_id: ADJ_2024_003")[0].split("# One")[0]
+                          + "- rule_id: ADJ_2024_003" + (golden / "rules.yaml").read_text().split("- rule_id: ADJ_2024_003")[1])
+    regcalc("rules", "submit", str(only_final), "--user", "analyst_a", home=home)
+    [row] = json.loads(regcalc("rules", "preview", "ADJ_2024_003", "--date", "2024-06-28", "--format", "json",
+                               home=home).stdout)
+    us = base["LE_US"]
+    assert (row["entity_id"], row["rows_matched"]) == ("LE_US", 1)
+    assert row["lcr_with_rule"] == pytest.approx(0.97 * float(us["hqla"]) / float(us["net_outflows"]), rel=1e-9)
+    assert row["nsfr_with_rule"] == pytest.approx(float(us["nsfr"]), rel=1e-9)
+    missing = regcalc("rules", "preview", "ADJ_2024_003", "--date", "2024-07-01", home=home, check=False)
+    assert missing.returncode == 2 and "no stored results for 2024-07-01" in missing.stderr

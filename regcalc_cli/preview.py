@@ -1,0 +1,136 @@
+"""`regcalc rules preview`: what a rule would do before it is approved, from the stored stage
+results and without writing anything.
+
+For each business date, the deal, aggregation and final stages are recomputed in memory from the
+stored ``enriched_positions`` and ``entity_profiles`` twice: with the rules approved now, and with
+the candidate rule(s) added (a new version of an approved rule replaces it). The difference is
+the candidate's effect on each entity's LCR and NSFR.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from regcalc_assets.adjustments.logic import apply_rules, with_base_values
+from regcalc_assets.adjustments.model import Rule, parse_rule
+from regcalc_assets.aggregation.logic import aggregate_components, component_breakdown
+from regcalc_assets.metrics.logic import hqla_stock, pivot_components, ratios
+from regcalc_assets.sparkapi import functions_for
+
+STAGE_ORDER = ("deal_enrichment", "aggregation", "final_calc")
+
+
+class PreviewError(ValueError):
+    """Nothing to preview: an unknown or retired rule, or no stored results for the dates."""
+
+
+def candidate_rules(source: str, store) -> list[Rule]:
+    """The rules of a file (validated, not stored), or the latest version of a stored rule."""
+    if Path(source).is_file():
+        from regcalc_cli.rules import load_rule_file
+
+        drop = ("version", "approval", "submitted_by")
+        return [parse_rule({k: v for k, v in raw.items() if k not in drop}) for raw in load_rule_file(source)]
+    versions = store.history(source)
+    if not versions:
+        raise PreviewError(f"no rule {source} in the store and no such file")
+    latest = versions[-1]
+    if latest.status == "retired":
+        raise PreviewError(f"rule {source} is retired (version {latest.version}); nothing to preview")
+    return [parse_rule({**latest.body, "version": latest.version, "submitted_by": latest.submitted_by})]
+
+
+def stored_dates(storage) -> list[str]:
+    """Business dates with stored enriched positions."""
+    root = storage.asset_dir("enriched_positions")
+    return sorted(p.name.split("=", 1)[1] for p in root.glob("business_date=*")) if root.exists() else []
+
+
+def stored_entities(storage, business_date: str) -> list[str]:
+    root = storage.asset_dir("enriched_positions") / f"business_date={business_date}"
+    return sorted(p.name.split("=", 1)[1] for p in root.glob("entity_id=*"))
+
+
+def _match_column(rule_id: str) -> str:
+    return f"_matches_{rule_id}"
+
+
+def figures(enriched, profiles, rules: list[Rule], candidates: list[Rule]):
+    """(metrics of the adjusted basis, {stage: frame carrying the candidates' match flags})."""
+    F, _ = functions_for(enriched)
+    flags = {stage: {r.rule_id: _match_column(r.rule_id) for r in candidates if r.stage == stage} for stage in STAGE_ORDER}
+    by_stage = {stage: [r for r in rules if r.stage == stage] for stage in STAGE_ORDER}
+    deal = apply_rules(with_base_values(enriched, "deal_enrichment"), by_stage["deal_enrichment"], "deal_enrichment",
+                       flags["deal_enrichment"])
+    components = aggregate_components(component_breakdown(deal, {"adjusted": ""}), profiles)
+    components = apply_rules(components.where(F.col("basis") == F.lit("adjusted")), by_stage["aggregation"],
+                             "aggregation", flags["aggregation"])
+    totals = hqla_stock(pivot_components(components.drop("adjustment_trail")))
+    totals = apply_rules(totals, by_stage["final_calc"], "final_calc", flags["final_calc"])
+    return ratios(totals), {"deal_enrichment": deal, "aggregation": components, "final_calc": totals}
+
+
+def preview(storage, store, source: str, dates: list[str] | None = None) -> list[dict]:
+    """One row per (business_date, entity_id, rule) the candidate matches at least once: rows
+    matched, and LCR / NSFR now versus with the candidate."""
+    candidates = candidate_rules(source, store)
+    approved = store.approved_rules()
+    ids = {r.rule_id for r in candidates}
+    now_rules = approved
+    with_rules = [r for r in approved if r.rule_id not in ids] + candidates
+    available = stored_dates(storage)
+    if dates:
+        missing = [d for d in dates if d not in available]
+        if missing:
+            raise PreviewError(f"no stored results for {', '.join(missing)}: run `regcalc eod` for it first")
+    else:
+        dates = [d for d in available if any(r.applies_on(dt.date.fromisoformat(d)) for r in candidates)]
+    out = []
+    for date in dates:
+        entities = stored_entities(storage, date)
+        read = lambda asset: storage.engine.read_parquet([str(storage.partition_dir(asset, date, e)) for e in entities])  # noqa: E731
+        enriched, profiles = read("enriched_positions"), read("entity_profiles")
+        now, _ = figures(enriched, profiles, now_rules, [])
+        after, flagged = figures(enriched, profiles, with_rules, candidates)
+        matched = _match_counts(flagged, candidates)
+        now_by = {r["entity_id"]: r for r in (x.asDict() for x in now.collect())}
+        for row in (x.asDict() for x in after.collect()):
+            before = now_by.get(row["entity_id"], {})
+            for rule in candidates:
+                n = matched.get((rule.rule_id, row["entity_id"]), 0)
+                if n:
+                    out.append({
+                        "business_date": date, "entity_id": row["entity_id"], "rule_id": rule.rule_id,
+                        "stage": rule.stage, "rows_matched": n,
+                        "lcr_now": before.get("lcr"), "lcr_with_rule": row["lcr"],
+                        "nsfr_now": before.get("nsfr"), "nsfr_with_rule": row["nsfr"],
+                    })
+    return sorted(out, key=lambda r: (r["business_date"], r["entity_id"], r["rule_id"]))
+
+
+def _match_counts(flagged: dict, candidates: list[Rule]) -> dict[tuple[str, str], int]:
+    counts = {}
+    for rule in candidates:
+        frame = flagged[rule.stage]
+        F, _ = functions_for(frame)
+        column = _match_column(rule.rule_id)
+        rows = frame.groupBy("entity_id").agg(F.sum(F.col(column).cast("int")).alias("n")).collect()
+        counts.update({(rule.rule_id, r["entity_id"]): int(r["n"] or 0) for r in rows})
+    return counts
+
+
+def render(rows: list[dict]) -> str:
+    if not rows:
+        return "the rule matches no row on the dates with stored results"
+    head = ["business_date", "entity_id", "rule_id", "stage", "rows_matched", "lcr_now", "lcr_with_rule",
+            "nsfr_now", "nsfr_with_rule"]
+
+    def cell(v):
+        return "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+
+    cells = [[cell(r[c]) for c in head] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(c, widths)) for c in cells]
+    return "\n".join(lines)
