@@ -1,12 +1,14 @@
 """EOD benchmark: `regcalc eod` for one date against the same calculation done directly in DuckDB SQL.
 
     python benchmarks/eod_benchmark.py [--positions 2000000 20000000] [--entities 20]
-                                       [--engines duckdb spark] [--repeats 3]
+                                       [--engines duckdb spark] [--repeats 3] [--rules 0 50]
 
 For each size: generates a landing zone (cached under benchmarks/results/landing-<n>), then per
 repeat times, each in a fresh process and a fresh $REGCALC_HOME:
   * baseline: benchmarks/baseline_sql.py (an independent implementation of the spec in DuckDB SQL)
-  * regcalc eod on each engine (Dagster runs, stage storage, warehouse load; the whole command)
+  * regcalc eod on each engine (Dagster runs, stage storage, warehouse load; the whole command),
+    once per rule-set size: with no rules, and with N approved rules across the three stages
+    (benchmarks/rule_sets.py; submitted and approved before the timed command)
 Wall time and peak memory (RSS summed over the process tree, the Spark JVM included) are
 measured from outside. Prints JSON: medians, positions per second, ratios to the baseline of the
 same run, and the growth of cost from the smallest to the largest size.
@@ -29,6 +31,7 @@ from pathlib import Path
 import psutil
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # `benchmarks.rule_sets` when run as a script
 DATE = "2024-06-28"
 
 
@@ -66,25 +69,50 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def bench_size(positions: int, entities: int, engines: list[str], repeats: int) -> dict:
+def case_name(engine: str, rules: int) -> str:
+    return f"regcalc_eod_{engine}" + (f"_{rules}_rules" if rules else "")
+
+
+def prepare_home(home: Path, rules: int, entities: int) -> None:
+    if rules:
+        from benchmarks.rule_sets import approve_all, benchmark_rules
+        from regcalc_resources.rule_store import DuckDBRuleStore
+
+        approve_all(DuckDBRuleStore(path=str(home / "rules.duckdb")), benchmark_rules(rules, entities))
+
+
+def trail_rows(home: Path) -> int:
+    import duckdb
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM adjustment_trail").fetchone()[0]
+    finally:
+        con.close()
+
+
+def bench_size(positions: int, entities: int, engines: list[str], repeats: int, rule_counts: list[int]) -> dict:
     landing = landing_for(positions, entities)
     py = sys.executable
     base_env = {**os.environ}
     base_env.pop("DAGSTER_HOME", None)
     samples: dict[str, list[dict]] = {"baseline_duckdb_sql": []}
     for engine in engines:
-        samples[f"regcalc_eod_{engine}"] = []
+        for rules in rule_counts:
+            samples[case_name(engine, rules)] = []
     for _ in range(repeats):
         samples["baseline_duckdb_sql"].append(
             run_measured([py, str(HERE / "baseline_sql.py"), "--landing", str(landing), "--date", DATE], base_env)
         )
         for engine in engines:
-            home = Path(tempfile.mkdtemp(prefix=f"regcalc-bench-{engine}-"))
-            env = {**base_env, "REGCALC_HOME": str(home), "REGCALC_ENGINE": engine}
-            samples[f"regcalc_eod_{engine}"].append(
-                run_measured([py, "-m", "regcalc_cli.main", "eod", "--date", DATE, "--landing", str(landing)], env)
-            )
-            shutil.rmtree(home, ignore_errors=True)
+            for rules in rule_counts:
+                home = Path(tempfile.mkdtemp(prefix=f"regcalc-bench-{engine}-"))
+                prepare_home(home, rules, entities)
+                env = {**base_env, "REGCALC_HOME": str(home), "REGCALC_ENGINE": engine}
+                sample = run_measured([py, "-m", "regcalc_cli.main", "eod", "--date", DATE, "--landing", str(landing)], env)
+                sample["trail_rows"] = trail_rows(home)
+                samples[case_name(engine, rules)].append(sample)
+                shutil.rmtree(home, ignore_errors=True)
     result = {"positions": positions, "entities": entities, "repeats": repeats, "cases": {}}
     baseline = median([s["seconds"] for s in samples["baseline_duckdb_sql"]])
     for name, runs in samples.items():
@@ -96,6 +124,14 @@ def bench_size(positions: int, entities: int, engines: list[str], repeats: int) 
             "peak_rss_mib": round(max(r["peak_rss_mib"] for r in runs), 1),
             "ratio_to_baseline": round(secs / baseline, 2),
         }
+        if "trail_rows" in runs[0]:
+            result["cases"][name]["adjustment_trail_rows"] = runs[0]["trail_rows"]
+    for engine in engines:
+        plain = result["cases"][case_name(engine, 0)]["median_seconds"] if 0 in rule_counts else None
+        for rules in rule_counts:
+            if rules and plain:
+                case = result["cases"][case_name(engine, rules)]
+                case["ratio_to_no_rules"] = round(case["median_seconds"] / plain, 3)
     return result
 
 
@@ -105,9 +141,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--entities", type=int, default=20)
     parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rules", type=int, nargs="+", default=[0, 50], help="approved rule-set sizes to time")
     parser.add_argument("--out", default=str(HERE / "results" / "eod_benchmark.json"))
     args = parser.parse_args(argv)
-    sizes = [bench_size(n, args.entities, args.engines, args.repeats) for n in args.positions]
+    sizes = [bench_size(n, args.entities, args.engines, args.repeats, args.rules) for n in args.positions]
     report = {
         "benchmark": "eod",
         "business_date": DATE,

@@ -105,7 +105,7 @@ def with_base_values(df, stage: str):
     return df.withColumns({BASE_PREFIX + f: F.col(f) for f in STAGE_FIELDS[stage][1] if f in df.columns})
 
 
-def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str] | None = None):
+def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str] | None = None, scope=None):
     """``df`` with every changeable field of ``stage`` adjusted by the rules, then clamped, and an
     ``adjustment_trail`` column: one entry per changed value (rule_id, version, step, field,
     before, after, clamped). A clamp is an entry with ``clamped`` true, attributed to the last rule
@@ -115,54 +115,75 @@ def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str]
     effective window for a row's business_date do nothing to it. The whole stage is one
     projection however many rules it has. ``match_columns`` (rule_id -> column) adds, for a
     preview, whether each of those rules matched the row, on the values as it saw them.
+    ``scope`` (a boolean Column) limits every rule to the rows where it holds.
     """
     F, _ = functions_for(df)
     changeable = STAGE_FIELDS[stage][1]
-    current = {name: F.col(name) for name in changeable if name in df.columns}
-    last_rule: dict = {}  # field -> (rule_id, version) of the last rule that applied to it
-    entries, step, flags = [], 0, {}
+    stage_rules = ordered([r for r in rules if r.stage == stage])
+    if not stage_rules:
+        return df.withColumns({TRAIL: _trail(F, []), **{c: F.lit(False) for c in (match_columns or {}).values()}})
+
+    # 1. one boolean column per rule whose conditions test no changeable field: its match is
+    #    fixed by the row, so the chain below refers to a column instead of repeating the test
+    fixed = {i: f"_rule_{i}_matches" for i, r in enumerate(stage_rules)
+             if not any(c.field in changeable for c in r.conditions)}
+    def matches_of(rule, value_of):
+        m = rule_matches(F, rule, value_of)
+        return m if scope is None else (m & F.coalesce(scope, F.lit(False)))
+
+    flagged = df.withColumns({fixed[i]: matches_of(stage_rules[i], F.col) for i in fixed}) if fixed else df
+
+    # 2. every rule in priority order, each seeing the values the earlier ones left: the value of
+    #    a field after each step is a column of its own, so the trail and the clamp refer to it
+    current = {name: F.col(name) for name in changeable if name in df.columns}  # chained expressions
+    latest = {name: name for name in current}  # field -> column holding its value so far
+    step_columns, steps = {}, []
 
     def value_of(name):
         return current.get(name, F.col(name))
 
-    stage_rules = ordered([r for r in rules if r.stage == stage])
-    for rule in stage_rules:
-        matches = rule_matches(F, rule, value_of)
-        if match_columns and rule.rule_id in match_columns:
-            flags[match_columns[rule.rule_id]] = matches
-        rule_id, version = F.lit(rule.rule_id), F.lit(rule.version)
+    for i, rule in enumerate(stage_rules):
+        if i not in fixed:
+            fixed[i] = f"_rule_{i}_matches"
+            step_columns[fixed[i]] = matches_of(rule, value_of)
         for adj in rule.adjustments:
-            before = current[adj.field]
-            after = _operate(F, before, adj, matches)
-            step += 1
-            entries.append(F.when(matches, F.when(after != before, _entry(F, rule_id, version, step, adj.field,
-                                                                           before, after, False))))
-            applied = matches & before.isNotNull()
-            prev = last_rule.get(adj.field, (F.lit(None).cast("string"), F.lit(None).cast("int")))
-            last_rule[adj.field] = (F.when(applied, rule_id).otherwise(prev[0]),
-                                    F.when(applied, version).otherwise(prev[1]))
-            current[adj.field] = after
-    flags.update({c: F.lit(False) for c in (match_columns or {}).values() if c not in flags})
-    if not stage_rules:
-        return df.withColumns({TRAIL: _trail(F, []), **flags})
-    outputs = {}
-    for name, value in current.items():
+            column = f"_step_{len(steps) + 1}"
+            current[adj.field] = _operate(F, current[adj.field], adj, F.col(fixed[i]))
+            step_columns[column] = current[adj.field]
+            steps.append((rule, adj, fixed[i], latest[adj.field], column))
+            latest[adj.field] = column
+    stepped = flagged.withColumns(step_columns)
+
+    # 3. the trail, then the clamp, once, after the last rule
+    entries, last_rule = [], {}  # field -> (rule_id, version) of the last rule that applied to it
+    for number, (rule, adj, matched, before, after) in enumerate(steps, start=1):
+        rule_id, version = F.lit(rule.rule_id), F.lit(rule.version)
+        entries.append(F.when(F.col(matched), F.when(F.col(after) != F.col(before), _entry(
+            F, rule_id, version, number, adj.field, F.col(before), F.col(after), False))))
+        # every operation keeps a value null exactly when it was null before the stage
+        applied = F.col(matched) & F.col(adj.field).isNotNull()
+        prev = last_rule.get(adj.field, (F.lit(None).cast("string"), F.lit(None).cast("int")))
+        last_rule[adj.field] = (F.when(applied, rule_id).otherwise(prev[0]), F.when(applied, version).otherwise(prev[1]))
+    outputs, number = {}, len(steps)
+    for name, column in latest.items():
+        value = F.col(column)
         clamped = clamp(F, name, value)
         if name in last_rule:
-            step += 1
+            number += 1
             entries.append(F.when(_out_of_range(F, name, value),
-                                  _entry(F, *last_rule[name], step, name, value, clamped, True)))
+                                  _entry(F, *last_rule[name], number, name, value, clamped, True)))
         outputs[name] = clamped.cast("double")
-    return df.withColumns({**outputs, TRAIL: _trail(F, entries), **flags})
+    index = {r.rule_id: i for i, r in enumerate(stage_rules)}
+    flags = {column: F.col(fixed[index[rule_id]]) if rule_id in index else F.lit(False)
+             for rule_id, column in (match_columns or {}).items()}
+    return stepped.select(*[outputs[c].alias(c) if c in outputs else F.col(c) for c in df.columns],
+                          _trail(F, entries).alias(TRAIL), *[v.alias(k) for k, v in flags.items()])
 
 
 def apply_to_adjusted_basis(df, rules: list[Rule], stage: str):
     """Rules applied to the rows of the ``adjusted`` basis only; ``base`` rows pass unchanged."""
     F, _ = functions_for(df)
-    adjusted = F.col("basis") == F.lit("adjusted")
-    if not rules:
-        return df.withColumn(TRAIL, _trail(F, []))
-    return df.where(~adjusted).withColumn(TRAIL, _trail(F, [])).unionByName(apply_rules(df.where(adjusted), rules, stage))
+    return apply_rules(df, rules, stage, scope=F.col("basis") == F.lit("adjusted"))
 
 
 TRAIL_COLUMNS = [

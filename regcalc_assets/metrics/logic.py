@@ -38,29 +38,28 @@ def pivot_components(components):
 
 
 def hqla_stock(totals):
-    """Post-haircut levels, the 15% and 40% caps, and the HQLA stock."""
+    """Post-haircut levels, the 15% and 40% caps, and the HQLA stock (one projection)."""
     F, _ = functions_for(totals)
     l1, l2a = F.col("hqla_l1"), F.col("hqla_l2a")
     l2b = F.col("hqla_l2b_rmbs") + F.col("hqla_l2b_other")
     adj15 = F.greatest(l2b - F.lit(15.0 / 85.0) * (l1 + l2a), l2b - F.lit(15.0 / 60.0) * l1, F.lit(0.0))
-    return (
-        totals.withColumn("hqla_l2b", l2b)
-        .withColumn("adj15", adj15)
-        .withColumn("adj40", F.greatest(l2a + F.col("hqla_l2b") - F.col("adj15") - F.lit(2.0 / 3.0) * l1, F.lit(0.0)))
-        .withColumn("hqla", l1 + l2a + F.col("hqla_l2b") - F.col("adj15") - F.col("adj40"))
-    )
+    adj40 = F.greatest(l2a + l2b - adj15 - F.lit(2.0 / 3.0) * l1, F.lit(0.0))
+    return totals.withColumns({"hqla_l2b": l2b, "adj15": adj15, "adj40": adj40,
+                               "hqla": l1 + l2a + l2b - adj15 - adj40})
 
 
 def ratios(totals):
     """Inflow cap (75% of outflows), net outflows, LCR and NSFR (null on a zero denominator)."""
     F, _ = functions_for(totals)
     out, inflows = F.col("total_outflows"), F.col("total_inflows")
-    return (
-        totals.withColumn("capped_inflows", F.least(inflows, F.lit(0.75) * out))
-        .withColumn("net_outflows", out - F.col("capped_inflows"))
-        .withColumn("lcr", F.when(F.col("net_outflows") != F.lit(0.0), F.col("hqla") / F.col("net_outflows")))
-        .withColumn("nsfr", F.when(F.col("rsf") != F.lit(0.0), F.col("asf") / F.col("rsf")))
-    )
+    capped = F.least(inflows, F.lit(0.75) * out)
+    net = out - capped
+    return totals.withColumns({
+        "capped_inflows": capped,
+        "net_outflows": net,
+        "lcr": F.when(net != F.lit(0.0), F.col("hqla") / net),
+        "nsfr": F.when(F.col("rsf") != F.lit(0.0), F.col("asf") / F.col("rsf")),
+    })
 
 
 def compute_final_metrics(components, final_rules=()):
