@@ -176,8 +176,15 @@ def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str]
     index = {r.rule_id: i for i, r in enumerate(stage_rules)}
     flags = {column: F.col(fixed[index[rule_id]]) if rule_id in index else F.lit(False)
              for rule_id, column in (match_columns or {}).items()}
+    # most rows match no rule: they skip building the entries (a clamp needs a rule that applied,
+    # or a value out of range before the stage, which the contract excludes but is checked too)
+    touched = None
+    for term in [F.col(c) for c in dict.fromkeys(fixed.values())] + [
+            _out_of_range(F, name, F.col(name)) for name in last_rule]:
+        touched = term if touched is None else (touched | term)
+    trail = F.when(F.coalesce(touched, F.lit(False)), _trail(F, entries)).otherwise(_trail(F, []))
     return stepped.select(*[outputs[c].alias(c) if c in outputs else F.col(c) for c in df.columns],
-                          _trail(F, entries).alias(TRAIL), *[v.alias(k) for k, v in flags.items()])
+                          trail.alias(TRAIL), *[v.alias(k) for k, v in flags.items()])
 
 
 def apply_to_adjusted_basis(df, rules: list[Rule], stage: str):
