@@ -65,6 +65,15 @@ def landing_for(positions: int, entities: int) -> Path:
     return root
 
 
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
 def median(values):
     return statistics.median(values) if values else None
 
@@ -148,12 +157,7 @@ def main(argv=None) -> dict:
     report = {
         "benchmark": "eod",
         "business_date": DATE,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "sizes": sizes,
     }
     if len(sizes) > 1:

@@ -10,11 +10,13 @@ from regcalc_assets.enrichment import assets as enrichment
 from regcalc_assets.landing import assets as landing
 from regcalc_assets.metrics import assets as metrics
 from regcalc_assets.publication import assets as publication
+from regcalc_assets.sources import assets as sources
+from regcalc_assets.sensors import recalc_sensor
 from regcalc_assets.schedules import eod_job, eod_schedule, unassigned_job, unassigned_schedule
 from regcalc_assets.validation import assets as validation
 from regcalc_resources import build_resources
 
-ALL_ASSETS = dg.load_assets_from_modules([landing, validation, enrichment, adjustments, aggregation, metrics, publication])
+ALL_ASSETS = dg.load_assets_from_modules([sources, landing, validation, enrichment, adjustments, aggregation, metrics, publication])
 
 
 def build_definitions() -> dg.Definitions:
@@ -22,6 +24,7 @@ def build_definitions() -> dg.Definitions:
         assets=ALL_ASSETS,
         jobs=[eod_job, unassigned_job],
         schedules=[eod_schedule, unassigned_schedule],
+        sensors=[recalc_sensor],
         resources=build_resources(),
     )
 

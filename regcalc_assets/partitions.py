@@ -29,3 +29,17 @@ def date_range_tags(business_date: str, first_entity: str, last_entity: str) -> 
         "dagster/asset_partition_range_start": f"{business_date}|{first_entity}",
         "dagster/asset_partition_range_end": f"{business_date}|{last_entity}",
     }
+
+
+def contiguous_groups(order: list[str], wanted: set[str]) -> list[list[str]]:
+    """Split the wanted entities into runs of neighbours in the dynamic-partition order."""
+    groups, current = [], []
+    for entity in order:
+        if entity in wanted:
+            current.append(entity)
+        elif current:
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    return groups

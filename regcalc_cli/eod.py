@@ -32,20 +32,6 @@ def root_cause(error) -> str:
     return error.message.strip()
 
 
-def contiguous_groups(order: list[str], wanted: set[str]) -> list[list[str]]:
-    """Split the wanted entities into runs of neighbours in the dynamic-partition order."""
-    groups, current = [], []
-    for entity in order:
-        if entity in wanted:
-            current.append(entity)
-        elif current:
-            groups.append(current)
-            current = []
-    if current:
-        groups.append(current)
-    return groups
-
-
 def run_eod(instance, business_date: str, landing: str, entities: list[str] | None = None,
             rules_as_of: str | None = None) -> EodResult:
     """Materialize every stage of ``business_date`` for the delivered (or named) entities.
@@ -59,7 +45,8 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
 
     from regcalc_assets.adjustments.rules import AS_OF_TAG
     from regcalc_assets.landing.logic import delivered_entity_ids
-    from regcalc_assets.partitions import ENTITY_PARTITIONS, date_range_tags
+    from regcalc_assets.partitions import ENTITY_PARTITIONS, contiguous_groups, date_range_tags
+    from regcalc_assets.sources.versions import observe
     from regcalc_assets.schedules import eod_run_request
 
     os.environ["REGCALC_LANDING"] = landing
@@ -70,6 +57,7 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
             raise ValueError(f"entities not in the {business_date} delivery: {', '.join(unknown)}")
     wanted = set(entities or delivered)
     eod_run_request(instance, business_date, sorted(wanted))  # registers new entity partitions
+    observe(instance, landing, [business_date])  # source versions first: the runs record them as consumed
     from regcalc_assets.definitions import build_definitions
 
     defs = build_definitions()

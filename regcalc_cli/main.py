@@ -74,6 +74,28 @@ def eod(business_date, landing, entities, rules_as_of):
 
 
 @cli.command()
+@click.option("--date", "dates", multiple=True, help="only these business dates (repeatable; default: all)")
+@click.option("--landing", default=None, help="landing root (default $REGCALC_LANDING)")
+@click.option("--format", "fmt", default="table", type=click.Choice(["table", "json"]), show_default=True)
+def recalc(dates, landing, fmt):
+    """Observe the rules and the landing zone, then recompute exactly what is stale."""
+    import json
+    from dataclasses import asdict
+
+    from regcalc_cli.instance import get_instance
+    from regcalc_cli.recalc import render, run_recalc
+
+    result = run_recalc(get_instance(), _landing(landing), [_date(d) for d in dates] or None)
+    if fmt == "json":
+        click.echo(json.dumps({**asdict(result), "hit_rate": result.hit_rate}, indent=2))
+    else:
+        click.echo(render(result))
+    if not result.success:
+        click.echo(f"error: {result.error}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
 @click.option("--date", "business_date", required=True)
 @click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json"]), show_default=True)
 @click.option("--base", is_flag=True, help="the unadjusted figures (default: adjusted)")

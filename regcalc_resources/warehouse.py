@@ -15,12 +15,12 @@ SCHEMA_SQL = {
         basis VARCHAR NOT NULL, hqla_l1 DOUBLE, hqla_l2a DOUBLE, hqla_l2b DOUBLE, adj15 DOUBLE, adj40 DOUBLE, hqla DOUBLE,
         total_outflows DOUBLE, total_inflows DOUBLE, capped_inflows DOUBLE, net_outflows DOUBLE,
         lcr DOUBLE, asf DOUBLE, rsf DOUBLE, nsfr DOUBLE, positions_accepted BIGINT,
-        positions_quarantined BIGINT, loaded_at TIMESTAMP, run_id VARCHAR,
+        positions_quarantined BIGINT, final_rules_version VARCHAR, loaded_at TIMESTAMP, run_id VARCHAR,
         PRIMARY KEY (business_date, entity_id, basis)""",
     "liquidity_components": """
         business_date DATE NOT NULL, entity_id VARCHAR NOT NULL, reporting_currency VARCHAR,
         basis VARCHAR NOT NULL, component VARCHAR NOT NULL, component_order INTEGER, amount DOUBLE,
-        position_count BIGINT, loaded_at TIMESTAMP, run_id VARCHAR,
+        position_count BIGINT, aggregation_rules_version VARCHAR, loaded_at TIMESTAMP, run_id VARCHAR,
         PRIMARY KEY (business_date, entity_id, basis, component)""",
     "adjustment_trail": """
         business_date DATE NOT NULL, entity_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, step INTEGER NOT NULL,

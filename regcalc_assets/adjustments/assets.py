@@ -5,18 +5,27 @@ import dagster as dg
 from regcalc_assets.adjustments import logic
 from regcalc_assets.adjustments.rules import rules_for_run
 from regcalc_assets.partitions import DATE_ENTITY
+from regcalc_assets.sources.logic import version_column
+from regcalc_assets.sources.versions import record_rule_versions
+from regcalc_assets.sparkapi import functions_for
+from regcalc_resources.landing import LandingZone
 from regcalc_resources.rule_store import RuleStore
 
 
-@dg.asset(partitions_def=DATE_ENTITY, io_manager_key="stage_io", group_name="adjustments", kinds={"parquet"})
-def adjusted_positions(context: dg.AssetExecutionContext, rules: RuleStore, enriched_positions):
+@dg.asset(partitions_def=DATE_ENTITY, io_manager_key="stage_io", group_name="adjustments", kinds={"parquet"},
+          deps=["deal_rules"])
+def adjusted_positions(context: dg.AssetExecutionContext, rules: RuleStore, landing: LandingZone, enriched_positions):
     """One row per enriched position after the approved deal_enrichment rules effective on its
     business date (adjustment-rules.md): amount, haircut, rates and factors as adjusted and
     clamped, with the unadjusted values kept as ``base_<field>`` and the changes made to the
-    position, in order, in ``adjustment_trail``."""
+    position, in order, in ``adjustment_trail``. ``deal_rules_version`` is the version of the
+    rule set applied (the deal_rules source)."""
     stage_rules, meta = rules_for_run(context, rules, "deal_enrichment")
     context.add_output_metadata(meta)
-    return logic.apply_rules(logic.with_base_values(enriched_positions, "deal_enrichment"), stage_rules, "deal_enrichment")
+    F, _ = functions_for(enriched_positions)
+    versions = record_rule_versions(context, stage_rules, "deal_enrichment", landing.root)
+    based = logic.with_base_values(enriched_positions, "deal_enrichment", {"deal_rules_version": version_column(F, versions)})
+    return logic.apply_rules(based, stage_rules, "deal_enrichment")
 
 
 @dg.asset(partitions_def=DATE_ENTITY, io_manager_key="stage_io", group_name="adjustments", kinds={"parquet"})

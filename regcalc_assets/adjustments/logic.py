@@ -99,10 +99,12 @@ def _trail(F, entries):
     return F.filter(F.array(*entries), lambda e: e.isNotNull())
 
 
-def with_base_values(df, stage: str):
-    """Copy each field the stage's rules may change to ``base_<field>``, so base figures survive."""
+def with_base_values(df, stage: str, extra: dict | None = None):
+    """Copy each field the stage's rules may change to ``base_<field>``, so base figures survive
+    (and add the ``extra`` columns in the same projection)."""
     F, _ = functions_for(df)
-    return df.withColumns({BASE_PREFIX + f: F.col(f) for f in STAGE_FIELDS[stage][1] if f in df.columns})
+    return df.withColumns({**{BASE_PREFIX + f: F.col(f) for f in STAGE_FIELDS[stage][1] if f in df.columns},
+                           **(extra or {})})
 
 
 def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str] | None = None, scope=None):

@@ -5,10 +5,13 @@ import dagster as dg
 
 from regcalc_assets.landing import logic
 from regcalc_assets.partitions import BUSINESS_DATES, DATE_ENTITY, run_scope
+from regcalc_assets.sources.logic import LANDING_SOURCE
+from regcalc_assets.sources.versions import record_landing_version
 from regcalc_resources.engine import ComputeEngine
 from regcalc_resources.landing import LandingZone
 
-STAGE = dict(partitions_def=DATE_ENTITY, io_manager_key="stage_io", group_name="ingestion")
+DELIVERY = dg.AssetDep(LANDING_SOURCE, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"))
+STAGE = dict(partitions_def=DATE_ENTITY, io_manager_key="stage_io", group_name="ingestion", deps=[DELIVERY])
 
 
 @dg.asset(**STAGE, kinds={"parquet"})
@@ -20,8 +23,9 @@ def landed_positions(context: dg.AssetExecutionContext, engine: ComputeEngine, l
     whole date; ``source_file``/``source_row`` locate it. Implements landing-zone.md (layout,
     positions, reference and market data)."""
     business_date, entities = run_scope(context)
+    version = record_landing_version(context, landing.root)
     frames = logic.read_all(engine, landing.root, business_date)
-    return logic.land_positions(frames, business_date, entities)
+    return logic.land_positions(frames, business_date, entities, version)
 
 
 @dg.asset(**STAGE, kinds={"parquet"})
@@ -31,16 +35,19 @@ def entity_profiles(context: dg.AssetExecutionContext, engine: ComputeEngine, la
     delivered for it. ``entity_valid`` false means no result row is reported for it that day
     (landing-zone.md, entities and "Bad input")."""
     business_date, entities = run_scope(context)
+    record_landing_version(context, landing.root)
     frames = logic.read_all(engine, landing.root, business_date)
     return logic.entity_profiles(frames, business_date, entities, engine.session())
 
 
-@dg.asset(partitions_def=BUSINESS_DATES, io_manager_key="stage_io", group_name="validation", kinds={"parquet"})
+@dg.asset(partitions_def=BUSINESS_DATES, io_manager_key="stage_io", group_name="validation", kinds={"parquet"},
+          deps=[LANDING_SOURCE])
 def unassigned_positions(context: dg.AssetExecutionContext, engine: ComputeEngine, landing: LandingZone):
     """One row per delivered position of the business date whose entity_id is null or not in that
     date's entities file, as delivered, with the rule it broke. Quarantined and counted for the
     date but in no entity's figures (landing-zone.md, 'Bad input')."""
     business_date = context.partition_key
+    record_landing_version(context, landing.root)
     frames = logic.read_all(engine, landing.root, business_date)
     rows = logic.unassigned_positions(frames, business_date)
     context.add_output_metadata({"positions_unassigned": rows.count()})

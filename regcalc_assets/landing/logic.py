@@ -54,12 +54,13 @@ def _valid(frames: dict, name: str):
     return valid_reference(frames[name], CONTRACT[name])
 
 
-def land_positions(frames: dict, business_date: str, entity_ids: list[str]):
+def land_positions(frames: dict, business_date: str, entity_ids: list[str], landing_version: str | None = None):
     """The entities' delivered positions (text, as delivered) with the reference and market data they point at.
 
     ``key_occurrences`` counts the (position_id, source_system) pair over the whole date, so a
     duplicate is seen even across entities. Reference attributes come only from reference rows
     that satisfy the contract; ``*_found`` says whether a non-null key found one.
+    ``landing_version`` is the version of the delivery read (sources/logic.py).
     """
     positions = frames["positions"]
     F, Window = functions_for(positions)
@@ -105,6 +106,7 @@ def land_positions(frames: dict, business_date: str, entity_ids: list[str]):
         "key_occurrences",
         source.alias("source_file"),
         "source_row",
+        F.lit(landing_version).cast("string").alias("landing_version"),
     )
 
 
@@ -140,8 +142,8 @@ def entity_profiles(frames: dict, business_date: str, entity_ids: list[str], ses
     )
 
 
-def delivered_entity_ids(landing_root: str, business_date: str) -> list[str]:
-    """Distinct non-null entity_id of the date's entities file (the entity partitions of that date)."""
+def delivered_entities(landing_root: str, business_date: str) -> dict[str, dict]:
+    """{entity_id: {entity_id, reporting_currency}} of the date's entities file (non-null ids)."""
     import duckdb
 
     path = locate(landing_root, business_date, "entities")
@@ -150,12 +152,18 @@ def delivered_entity_ids(landing_root: str, business_date: str) -> list[str]:
     try:
         with duckdb.connect() as con:
             rows = con.execute(
-                f"SELECT DISTINCT CAST(entity_id AS VARCHAR) FROM {reader}(?{options}) WHERE entity_id IS NOT NULL ORDER BY 1",
+                f"SELECT CAST(entity_id AS VARCHAR), any_value(CAST(reporting_currency AS VARCHAR)) "
+                f"FROM {reader}(?{options}) WHERE entity_id IS NOT NULL GROUP BY 1 ORDER BY 1",
                 [path],
             ).fetchall()
     except Exception as exc:  # noqa: BLE001 - re-raised naming the file
         raise LandingFileError(f"cannot read landing file {path}: {exc}") from exc
-    return [r[0] for r in rows]
+    return {r[0]: {"entity_id": r[0], "reporting_currency": r[1]} for r in rows}
+
+
+def delivered_entity_ids(landing_root: str, business_date: str) -> list[str]:
+    """Distinct non-null entity_id of the date's entities file (the entity partitions of that date)."""
+    return sorted(delivered_entities(landing_root, business_date))
 
 
 def unassigned_positions(frames: dict, business_date: str):

@@ -7,6 +7,10 @@ from regcalc_assets.metrics import logic
 from regcalc_assets.metrics.checks import METRICS_CONTRACT, contract_failures
 from regcalc_assets.adjustments.rules import rules_for_run
 from regcalc_assets.partitions import DATE_ENTITY
+from regcalc_assets.sources.logic import version_column
+from regcalc_assets.sources.versions import record_rule_versions
+from regcalc_assets.sparkapi import functions_for
+from regcalc_resources.landing import LandingZone
 from regcalc_resources.rule_store import RuleStore
 
 
@@ -15,22 +19,25 @@ from regcalc_resources.rule_store import RuleStore
     io_manager_key="stage_io",
     group_name="metrics",
     kinds={"parquet"},
+    deps=["final_rules"],
     check_specs=[dg.AssetCheckSpec(METRICS_CONTRACT, asset="liquidity_metrics",
                                    description="pandera: non-negative figures, inflow cap, Level 2 within 40% of HQLA")],
 )
-def liquidity_metrics(context: dg.AssetExecutionContext, rules: RuleStore, liquidity_components, validated_positions,
-                      quarantined_positions):
+def liquidity_metrics(context: dg.AssetExecutionContext, rules: RuleStore, landing: LandingZone, liquidity_components,
+                      validated_positions, quarantined_positions):
     """One row per (business_date, entity_id) and basis (base: no rules; adjusted: every approved
     rule): hqla_l1, hqla_l2a, hqla_l2b (post-haircut), the
     caps adj15 and adj40, hqla, total_outflows, total_inflows, capped_inflows (75% cap),
     net_outflows, lcr, asf, rsf, nsfr and the accepted / quarantined position counts, in the
     entity's reporting currency. Implements liquidity-rules.md ('LCR', 'NSFR', 'Adjusted
     figures'): final-stage rules change hqla and the totals after the HQLA caps, before the
-    inflow cap and the ratios."""
+    inflow cap and the ratios. ``final_rules_version`` is the version of the final rule set applied."""
     final_rules, rules_meta = rules_for_run(context, rules, "final_calc")
+    F, _ = functions_for(liquidity_components)
+    versions = record_rule_versions(context, final_rules, "final_calc", landing.root)
     metrics = logic.with_position_counts(
         logic.compute_final_metrics(liquidity_components, final_rules), validated_positions, quarantined_positions
-    )
+    ).withColumn("final_rules_version", version_column(F, versions))
     all_rows = [r.asDict() for r in metrics.collect()]
     rows = [r for r in all_rows if r["basis"] == "adjusted"]
     meta: dict = {

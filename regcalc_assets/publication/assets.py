@@ -23,6 +23,22 @@ def _changes_by_rule(trail) -> dict[str, int]:
     return {f"{r['rule_id']}@v{r['version']}": r["field_count"] for r in sorted(counts, key=lambda r: (str(r["rule_id"]), r["version"] or 0))}
 
 
+def _recalc_metadata(tags: dict, rows: int) -> dict:
+    """For a recalculation run: partitions recomputed versus reused over the whole recalculation
+    (its cache hit rate), and the rows this load replaced."""
+    from regcalc_assets.sources.recalc import RECOMPUTED_TAG, REUSED_TAG
+
+    if RECOMPUTED_TAG not in tags:
+        return {}
+    recomputed, reused = int(tags[RECOMPUTED_TAG]), int(tags[REUSED_TAG])
+    return {
+        "recalc_partitions_recomputed": recomputed,
+        "recalc_partitions_reused": reused,
+        "recalc_cache_hit_rate": dg.MetadataValue.float(round(reused / (recomputed + reused), 4) if recomputed + reused else 1.0),
+        "recalc_rows_affected": rows,
+    }
+
+
 @dg.asset(partitions_def=DATE_ENTITY, group_name="publication", kinds={"duckdb"})
 def warehouse_liquidity(context: dg.AssetExecutionContext, warehouse: Warehouse, liquidity_metrics, liquidity_components,
                         adjustment_trail):
@@ -43,6 +59,7 @@ def warehouse_liquidity(context: dg.AssetExecutionContext, warehouse: Warehouse,
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(
         metadata={
+            **_recalc_metadata(context.run.tags, sum(loaded.values())),
             "rows_loaded": dg.MetadataValue.json(loaded),
             "changes_by_rule": dg.MetadataValue.json(_changes_by_rule(arrow["adjustment_trail"])),
             "load_seconds": round(seconds, 3),
