@@ -54,15 +54,21 @@ def _warehouse_rows(home):
         con.close()
 
 
-def test_preview_shows_matches_and_figures_before_approval_and_writes_nothing(tmp_path, golden):
+def test_preview_shows_matches_and_figures_before_approval_and_writes_nothing(tmp_path, golden, regcalc_home,
+                                                                              monkeypatch):
     """Previewing the three golden rules on the base-only results: 'now' is expected_base.csv,
     'with' is expected_adjusted.csv; the matched rows are worked out from the golden files."""
     import json
 
+    from regcalc_cli.eod import run_eod
+    from regcalc_cli.instance import get_instance
+    from regcalc_cli.preview import PreviewError, preview
+    from regcalc_resources import build_resources, build_rule_store
     from regcalc_tests.e2e.test_cli import storage_digest
 
-    home = tmp_path / "home"
-    regcalc("eod", "--date", "2024-06-28", "--landing", str(golden / "landing"), home=home)
+    home = regcalc_home
+    monkeypatch.setenv("REGCALC_ENGINE", "duckdb")
+    assert run_eod(get_instance(), "2024-06-28", str(golden / "landing")).success
     storage, warehouse = storage_digest(home / "storage"), _warehouse_rows(home)
 
     rows = json.loads(regcalc("rules", "preview", str(golden / "rules.yaml"), "--format", "json", home=home).stdout)
@@ -84,11 +90,11 @@ def test_preview_shows_matches_and_figures_before_approval_and_writes_nothing(tm
     only_final.write_text((golden / "rules.yaml").read_text().split("- rule_id: ADJ_2024_003")[0].split("# One")[0]
                           + "- rule_id: ADJ_2024_003" + (golden / "rules.yaml").read_text().split("- rule_id: ADJ_2024_003")[1])
     regcalc("rules", "submit", str(only_final), "--user", "analyst_a", home=home)
-    [row] = json.loads(regcalc("rules", "preview", "ADJ_2024_003", "--date", "2024-06-28", "--format", "json",
-                               home=home).stdout)
+    storage_io, store = build_resources()["stage_io"], build_rule_store()
+    [row] = preview(storage_io, store, "ADJ_2024_003", ["2024-06-28"])
     us = base["LE_US"]
     assert (row["entity_id"], row["rows_matched"]) == ("LE_US", 1)
     assert row["lcr_with_rule"] == pytest.approx(0.97 * float(us["hqla"]) / float(us["net_outflows"]), rel=1e-9)
     assert row["nsfr_with_rule"] == pytest.approx(float(us["nsfr"]), rel=1e-9)
-    missing = regcalc("rules", "preview", "ADJ_2024_003", "--date", "2024-07-01", home=home, check=False)
-    assert missing.returncode == 2 and "no stored results for 2024-07-01" in missing.stderr
+    with pytest.raises(PreviewError, match="no stored results for 2024-07-01"):
+        preview(storage_io, store, "ADJ_2024_003", ["2024-07-01"])

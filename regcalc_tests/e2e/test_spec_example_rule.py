@@ -4,12 +4,13 @@ its effective / expiry window."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import duckdb
 import pytest
 
+from regcalc_cli.eod import run_eod
+from regcalc_cli.report import fetch_report
 from regcalc_tests.conftest import SHARED
 from regcalc_tests.e2e.test_cli import regcalc
 
@@ -43,16 +44,21 @@ def golden_landing_on(golden, root, dates):
                         f"TO '{folder / file.name}' (FORMAT parquet)")
 
 
-def test_adj_2024_001_as_written_in_the_spec_respects_its_window(tmp_path, golden):
-    home, landing = tmp_path / "home", tmp_path / "landing"
+def test_adj_2024_001_as_written_in_the_spec_respects_its_window(tmp_path, golden, regcalc_home, monkeypatch):
+    from regcalc_cli.instance import get_instance
+    from regcalc_resources import build_resources
+
+    home, landing = regcalc_home, tmp_path / "landing"
+    monkeypatch.setenv("REGCALC_ENGINE", "duckdb")
     dates = [BEFORE, FIRST_DAY, LAST_DAY, AFTER]
     golden_landing_on(golden, landing, dates)
     rule_file = tmp_path / "adj_2024_001.yaml"
     rule_file.write_text(spec_example_rule())
     regcalc("rules", "submit", str(rule_file), "--user", "analyst_a", home=home)
     regcalc("rules", "approve", "ADJ_2024_001", "--user", "risk_admin", home=home)
+    instance, warehouse = get_instance(), build_resources()["warehouse"]
     for date in dates:
-        regcalc("eod", "--date", date, "--landing", str(landing), home=home)
+        assert run_eod(instance, date, str(landing)).success
 
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     trail = con.execute("SELECT CAST(business_date AS VARCHAR), rule_id, version, position_id, field, value_before, "
@@ -63,8 +69,7 @@ def test_adj_2024_001_as_written_in_the_spec_respects_its_window(tmp_path, golde
 
     for date in (BEFORE, AFTER):  # outside the window: nothing changes, adjusted = base
         assert by_date[date] == [], date
-        adjusted = json.loads(regcalc("report", "--date", date, "--format", "json", home=home).stdout)
-        base = json.loads(regcalc("report", "--date", date, "--format", "json", "--base", home=home).stdout)
+        adjusted, base = fetch_report(warehouse, date), fetch_report(warehouse, date, "base")
         assert adjusted == base and all(r["lcr_variance"] == 0 and r["nsfr_variance"] == 0 for r in adjusted)
 
     for date, hqla in ((FIRST_DAY, HQLA_ENCUMBERED_GILT), (LAST_DAY, HQLA_ALL)):  # both ends inclusive
@@ -77,5 +82,4 @@ def test_adj_2024_001_as_written_in_the_spec_respects_its_window(tmp_path, golde
         assert all(after == pytest.approx(before * 0.95) for before, after in rsf.values())
         assert all(after == pytest.approx(before + 0.05) for before, after in haircut.values())
         assert haircut["UK-0003"] == pytest.approx((0.0, 0.05)) and haircut["US-0031"] == pytest.approx((0.5, 0.55))
-        report = json.loads(regcalc("report", "--date", date, "--format", "json", home=home).stdout)
-        assert all(r["nsfr_variance"] > 0 for r in report), "a lower RSF raises the NSFR of both entities"
+        assert all(r["nsfr_variance"] > 0 for r in fetch_report(warehouse, date)), "a lower RSF raises the NSFR of both entities"
