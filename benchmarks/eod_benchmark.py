@@ -74,6 +74,14 @@ def machine() -> dict:
     }
 
 
+def write_report(report: dict, out: str) -> dict:
+    """Print the figures as JSON and keep them at ``out``."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return report
+
+
 def median(values):
     return statistics.median(values) if values else None
 
@@ -170,10 +178,7 @@ def main(argv=None) -> dict:
             }
             for name in small["cases"]
         }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
-    return report
+    return write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.eod_benchmark import DATE, landing_for, machine, run_measured  # noqa: E402
+from benchmarks.eod_benchmark import DATE, landing_for, machine, run_measured, write_report  # noqa: E402
 
 
 def scoped_rule(entities: list[str], rule_id: str) -> dict:
@@ -97,10 +97,7 @@ def main(argv=None) -> dict:
             (cases[f"recalc_{largest}_entities"]["median_seconds"] - cases[f"recalc_{smallest}_entities"]["median_seconds"])
             / (largest - smallest), 3) if largest > smallest else None,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
-    return report
+    return write_report(report, args.out)
 
 
 if __name__ == "__main__":

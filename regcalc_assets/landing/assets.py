@@ -7,6 +7,7 @@ from regcalc_assets.landing import logic
 from regcalc_assets.partitions import BUSINESS_DATES, DATE_ENTITY, run_scope
 from regcalc_assets.sources.logic import LANDING_SOURCE
 from regcalc_assets.sources.versions import record_landing_version
+from regcalc_assets.sparkapi import functions_for
 from regcalc_resources.engine import ComputeEngine
 from regcalc_resources.landing import LandingZone
 
@@ -35,9 +36,10 @@ def entity_profiles(context: dg.AssetExecutionContext, engine: ComputeEngine, la
     delivered for it. ``entity_valid`` false means no result row is reported for it that day
     (landing-zone.md, entities and "Bad input")."""
     business_date, entities = run_scope(context)
-    record_landing_version(context, landing.root)
+    version = record_landing_version(context, landing.root)
     frames = logic.read_all(engine, landing.root, business_date)
-    return logic.entity_profiles(frames, business_date, entities, engine.session())
+    profiles = logic.entity_profiles(frames, business_date, entities, engine.session())
+    return profiles.withColumn("landing_version", functions_for(profiles)[0].lit(version))
 
 
 @dg.asset(partitions_def=BUSINESS_DATES, io_manager_key="stage_io", group_name="validation", kinds={"parquet"},
@@ -47,8 +49,8 @@ def unassigned_positions(context: dg.AssetExecutionContext, engine: ComputeEngin
     date's entities file, as delivered, with the rule it broke. Quarantined and counted for the
     date but in no entity's figures (landing-zone.md, 'Bad input')."""
     business_date = context.partition_key
-    record_landing_version(context, landing.root)
+    version = record_landing_version(context, landing.root)
     frames = logic.read_all(engine, landing.root, business_date)
     rows = logic.unassigned_positions(frames, business_date)
     context.add_output_metadata({"positions_unassigned": rows.count()})
-    return rows
+    return rows.withColumn("landing_version", functions_for(rows)[0].lit(version))

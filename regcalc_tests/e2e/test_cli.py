@@ -43,7 +43,7 @@ def warehouse_rows(home: Path) -> list:
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         return con.execute(
-            "SELECT * EXCLUDE (loaded_at, run_id) FROM liquidity_metrics ORDER BY business_date, entity_id"
+            "SELECT * EXCLUDE (loaded_at, run_id) FROM liquidity_metrics ORDER BY business_date, entity_id, basis"
         ).fetchall()
     finally:
         con.close()

@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from regcalc_assets.sources.versions import consumed_versions, last_observed
 from regcalc_cli.eod import run_eod
 from regcalc_cli.recalc import run_recalc
 
@@ -115,6 +116,12 @@ def test_recalc_recomputes_exactly_what_changed(tmp_path, monkeypatch):
     assert meta["recalc_partitions_recomputed"].value == 6 and meta["recalc_partitions_reused"].value == in_scope - 6
     assert meta["recalc_cache_hit_rate"].value == pytest.approx(round((in_scope - 6) / in_scope, 4))
     assert meta["recalc_rows_affected"].value > 0
+    # the recomputed stage recorded the rule-set version it consumed, in its metadata and output
+    observed = last_observed(instance, "deal_rules")["2024-07-02|LE_002"]
+    assert consumed_versions(instance, "adjusted_positions")["2024-07-02|LE_002"] == observed
+    assert consumed_versions(instance, "adjusted_positions")["2024-07-01|LE_002"] != observed
+    stored = home / "storage" / "adjusted_positions" / "business_date=2024-07-02" / "entity_id=LE_002"
+    assert duckdb.execute(f"SELECT DISTINCT deal_rules_version FROM '{stored}/*.parquet'").fetchall() == [(observed,)]
 
     # 2. an aggregation rule over two dates and every entity: aggregation down, those dates
     store.submit([AGGREGATION_RULE], "analyst")

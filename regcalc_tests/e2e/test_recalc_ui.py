@@ -17,7 +17,7 @@ import yaml
 from regcalc_cli.eod import run_eod
 from regcalc_tests.conftest import REPO
 from regcalc_tests.e2e.test_dagster_ui import free_port, graphql
-from regcalc_tests.e2e.test_recalc import FROM_AGGREGATION, FROM_FINAL, expected, last_storage_id, materialized_since
+from regcalc_tests.e2e.test_recalc import FROM_FINAL, expected, last_storage_id, materialized_since
 
 pytestmark = pytest.mark.slow
 DATE = "2024-06-28"
@@ -76,34 +76,29 @@ def golden_eod(golden, regcalc_home, monkeypatch):
     return instance, env
 
 
-def test_ui_shows_exactly_the_affected_partitions_stale_until_recalc(golden, golden_eod):
+SENSOR = {"repositoryLocationName": "regcalc", "repositoryName": "__repository__", "sensorName": "recalc_sensor"}
+SENSOR_STATE = """
+query ($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor { sensorState { id status } } } }
+"""
+STOP_SENSOR = "mutation ($id: String) { stopSensor(id: $id) { __typename } }"
+START_SENSOR = "mutation ($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }"
+
+
+def sensor_state(port: int) -> dict:
+    for _ in range(60):
+        data = graphql(port, SENSOR_STATE, {"s": SENSOR})
+        state = ((data.get("data") or {}).get("sensorOrError") or {}).get("sensorState")
+        if state:
+            return state
+        time.sleep(1)
+    raise AssertionError(f"no sensor state: {data}")
+
+
+def test_stale_in_the_ui_until_the_daemon_recomputes_by_itself(golden, golden_eod):
+    """`dagster dev` (webserver and daemon) on loopback. With the sensor paused, an approved rule
+    shows exactly the partition it feeds as stale (GraphQL); once the sensor runs again, the daemon
+    observes, recomputes that partition and what depends on it, and the UI shows it fresh."""
     from regcalc_assets.sources.versions import observe
-    from regcalc_cli.recalc import run_recalc
-    from regcalc_resources import build_rule_store
-
-    instance, env = golden_eod
-    port = free_port()
-    web = start([sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port),
-                 "-w", str(REPO / "workspace.yaml")], env, port)
-    try:
-        assert stale_status(port, "liquidity_metrics", ["LE_UK", "LE_US"]) == {"LE_UK": "FRESH", "LE_US": "FRESH"}
-        store = build_rule_store()
-        rule = golden_rule(golden, "ADJ_2024_003")  # final stage, entities reporting in USD: LE_US
-        store.submit([rule], rule["submitted_by"])
-        store.approve(rule["rule_id"], rule["approval"]["user"])
-        observe(instance, str(golden / "landing"))
-        # the stage the rule feeds is stale for LE_US only (Dagster marks the asset whose direct
-        # input changed; `recalc` also recomputes what lies downstream of it)
-        assert stale_status(port, "liquidity_metrics", ["LE_UK", "LE_US"]) == {"LE_UK": "FRESH", "LE_US": "STALE"}
-        assert stale_status(port, "liquidity_components", ["LE_UK", "LE_US"]) == {"LE_UK": "FRESH", "LE_US": "FRESH"}
-        result = run_recalc(instance, str(golden / "landing"))
-        assert result.success and result.recomputed == {a: [f"{DATE}|LE_US"] for a in FROM_FINAL}
-        assert stale_status(port, "liquidity_metrics", ["LE_UK", "LE_US"]) == {"LE_UK": "FRESH", "LE_US": "FRESH"}
-    finally:
-        stop(web)
-
-
-def test_daemon_sensor_recomputes_an_approved_rule_by_itself(golden, golden_eod):
     from regcalc_resources import build_resources, build_rule_store
 
     instance, env = golden_eod
@@ -112,11 +107,23 @@ def test_daemon_sensor_recomputes_an_approved_rule_by_itself(golden, golden_eod)
     dev = start([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
                  "-w", str(REPO / "workspace.yaml")], {**env, "REGCALC_SENSOR_SECONDS": "5"}, port)
     try:
+        assert sensor_state(port)["status"] == "RUNNING", "the sensor runs by default"
+        graphql(port, STOP_SENSOR, {"id": sensor_state(port)["id"]})
+        assert sensor_state(port)["status"] == "STOPPED"
+        assert stale_status(port, "liquidity_metrics", ["LE_UK", "LE_US"]) == {"LE_UK": "FRESH", "LE_US": "FRESH"}
+
         store = build_rule_store()
-        rule = golden_rule(golden, "ADJ_2024_002")  # aggregation stage, LE_UK's outflows x 1.10
+        rule = golden_rule(golden, "ADJ_2024_003")  # final stage, entities reporting in USD: LE_US
         store.submit([rule], rule["submitted_by"])
         store.approve(rule["rule_id"], rule["approval"]["user"])
-        want = expected(FROM_AGGREGATION, [DATE], ["LE_UK"])
+        observe(instance, str(golden / "landing"))
+        # the stage the rule feeds is stale for LE_US only (Dagster marks the asset whose direct
+        # input changed; the sensor and `recalc` also recompute what lies downstream of it)
+        assert stale_status(port, "liquidity_metrics", ["LE_UK", "LE_US"]) == {"LE_UK": "FRESH", "LE_US": "STALE"}
+        assert stale_status(port, "liquidity_components", ["LE_UK", "LE_US"]) == {"LE_UK": "FRESH", "LE_US": "FRESH"}
+
+        graphql(port, START_SENSOR, {"s": SENSOR})
+        want = expected(FROM_FINAL, [DATE], ["LE_US"])
         deadline = time.time() + 300
         while not want <= materialized_since(instance, cursor):
             assert time.time() < deadline, f"the daemon did not recompute: {materialized_since(instance, cursor)}"
@@ -125,9 +132,9 @@ def test_daemon_sensor_recomputes_an_approved_rule_by_itself(golden, golden_eod)
         assert materialized_since(instance, cursor) == want
         runs = instance.get_runs(dg.RunsFilter(tags={"regcalc/trigger": "sensor"}))
         assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
+        assert stale_status(port, "liquidity_metrics", ["LE_UK", "LE_US"]) == {"LE_UK": "FRESH", "LE_US": "FRESH"}
     finally:
         stop(dev)
-    rows = build_resources()["warehouse"].query(
-        "SELECT basis, total_outflows FROM liquidity_metrics WHERE entity_id = 'LE_UK'")
-    by_basis = {r["basis"]: r["total_outflows"] for r in rows}
-    assert by_basis["adjusted"] == pytest.approx(by_basis["base"] * 1.10)
+    rows = build_resources()["warehouse"].query("SELECT basis, hqla FROM liquidity_metrics WHERE entity_id = 'LE_US'")
+    by_basis = {r["basis"]: r["hqla"] for r in rows}
+    assert by_basis["adjusted"] == pytest.approx(by_basis["base"] * 0.97)
