@@ -20,7 +20,7 @@ from regcalc_assets.adjustments.model import Condition, Rule
 # source asset -> the rule stage it versions (each feeds only its own stage)
 RULE_SOURCES = {"deal_rules": "deal_enrichment", "aggregation_rules": "aggregation", "final_rules": "final_calc"}
 LANDING_SOURCE = "landing_delivery"
-ENTITY_FIELDS = {"entity_id": "entity_id", "reporting_currency": "reporting_currency"}
+ENTITY_FIELDS = ("entity_id", "reporting_currency")  # conditions decidable from the entity alone
 
 
 def _holds(cond: Condition, value) -> bool:
@@ -48,8 +48,8 @@ def can_apply(rule: Rule, business_date: dt.date, entity: dict) -> bool:
     if not rule.applies_on(business_date):
         return False
     for cond in rule.conditions:
-        if cond.field in ENTITY_FIELDS and ENTITY_FIELDS[cond.field] in entity:
-            if not _holds(cond, entity[ENTITY_FIELDS[cond.field]]):
+        if cond.field in ENTITY_FIELDS and cond.field in entity:
+            if not _holds(cond, entity[cond.field]):
                 return False
     return True
 

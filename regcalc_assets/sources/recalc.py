@@ -9,7 +9,6 @@ every partition that is not stale is reused.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -61,9 +60,6 @@ class RecalcPlan:
 
     def summary_tags(self) -> dict[str, str]:
         return {RECOMPUTED_TAG: str(self.recomputed), REUSED_TAG: str(self.reused)}
-
-    def describe(self) -> dict:
-        return {asset: sorted(keys) for asset, keys in sorted(self.stale.items()) if keys}
 
 
 def _date_of(partition: str) -> str:
@@ -126,6 +122,3 @@ def _runs(instance, stale: dict[str, set[str]]) -> list[RecalcRun]:
             runs.append(RecalcRun(date, list(assets), group))
     return sorted(runs, key=lambda r: (r.business_date, not r.entities, r.entities[:1], r.assets))
 
-
-def plan_json(result: RecalcPlan) -> str:
-    return json.dumps({"stale": result.describe(), "recomputed": result.recomputed, "reused": result.reused})

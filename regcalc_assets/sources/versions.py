@@ -14,7 +14,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_IS_USER_PROVIDED
 
 from regcalc_assets.landing.logic import LandingFileError, available_dates, delivered_entities
 from regcalc_assets.partitions import run_scope
-from regcalc_assets.sources.logic import (LANDING_SOURCE, RULE_SOURCES, landing_version, partition_key,
+from regcalc_assets.sources.logic import (LANDING_SOURCE, landing_version, partition_key,
                                           rule_set_version, rule_versions)
 
 CONSUMED = "consumed_version"
@@ -124,5 +124,3 @@ def record_landing_version(context, landing_root: str) -> str:
     context.add_asset_metadata({CONSUMED: version})
     return version
 
-
-SOURCE_OF = {stage: source for source, stage in RULE_SOURCES.items()}
