@@ -8,6 +8,7 @@ from regcalc_assets.adjustments import assets as adjustments
 from regcalc_assets.aggregation import assets as aggregation
 from regcalc_assets.enrichment import assets as enrichment
 from regcalc_assets.landing import assets as landing
+from regcalc_assets.lineage import assets as lineage
 from regcalc_assets.metrics import assets as metrics
 from regcalc_assets.publication import assets as publication
 from regcalc_assets.sources import assets as sources
@@ -16,7 +17,8 @@ from regcalc_assets.schedules import eod_job, eod_schedule, unassigned_job, unas
 from regcalc_assets.validation import assets as validation
 from regcalc_resources import build_resources
 
-ALL_ASSETS = dg.load_assets_from_modules([sources, landing, validation, enrichment, adjustments, aggregation, metrics, publication])
+ALL_ASSETS = dg.load_assets_from_modules([sources, landing, validation, enrichment, adjustments, aggregation, metrics, lineage,
+                                          publication])
 
 
 def build_definitions() -> dg.Definitions:

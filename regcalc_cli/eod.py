@@ -48,6 +48,7 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
     from regcalc_assets.partitions import ENTITY_PARTITIONS, contiguous_groups, date_range_tags
     from regcalc_assets.sources.versions import observe
     from regcalc_assets.schedules import eod_run_request
+    from regcalc_resources.settings import lineage_enabled
 
     os.environ["REGCALC_LANDING"] = landing
     delivered = delivered_entity_ids(landing, business_date)
@@ -62,6 +63,10 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
 
     defs = build_definitions()
     job = defs.resolve_job_def("eod_job")
+    selection = None
+    if not lineage_enabled():  # the same job without the lineage asset and its warehouse table
+        skipped = {dg.AssetKey("lineage"), dg.AssetKey("warehouse_lineage")}
+        selection = [k for k in job.asset_layer.executable_asset_keys if k not in skipped]
     started = time.perf_counter()
     run_ids, ok, error = [], True, None
     for group in contiguous_groups(instance.get_dynamic_partitions(ENTITY_PARTITIONS), wanted):
@@ -71,6 +76,7 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
             tags={**date_range_tags(business_date, group[0], group[-1]), "regcalc/business_date": business_date,
                   "regcalc/trigger": "cli-eod", **({AS_OF_TAG: rules_as_of} if rules_as_of else {})},
             raise_on_error=False,
+            asset_selection=selection,
         )
         run_ids.append(result.run_id)
         if not result.success:

@@ -113,6 +113,31 @@ def report(business_date, fmt, base):
 
 
 @cli.command()
+@click.option("--date", "business_date", required=True, help="business date (YYYY-MM-DD)")
+@click.option("--entity", required=True, help="legal entity")
+@click.option("--metric", type=click.Choice(["lcr", "nsfr"]), default=None, help="one ratio (default: both)")
+@click.option("--component", default=None, help="one component, e.g. OUTFLOWS")
+@click.option("--position", default=None, help="one position: POSITION_ID or SOURCE_SYSTEM/POSITION_ID")
+@click.option("--base", is_flag=True, help="the unadjusted figures (default: adjusted)")
+@click.option("--top", default=5, show_default=True, type=int, help="largest contributing positions per component")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+def explain(business_date, entity, metric, component, position, base, top, fmt):
+    """Drill down from a ratio to its components, their largest positions, the factor-table and
+    liquidity-rules.md rows behind each factor, and the adjustments that changed them."""
+    from regcalc_cli.explain import ExplainError, explain as build, render, to_json
+    from regcalc_resources import build_resources
+
+    resources = build_resources()
+    try:
+        result = build(resources["warehouse"], resources["stage_io"], _date(business_date), entity, metric, component,
+                       position, "base" if base else "adjusted", top)
+    except ExplainError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(to_json(result) if fmt == "json" else render(result))
+
+
+@cli.command()
 @click.option("--landing", default=None, help="where to write the sample landing zone (default $REGCALC_HOME/demo-landing)")
 @click.option("--start-date", default="2024-06-24", show_default=True)
 @click.option("--days", default=3, show_default=True, type=int)

@@ -34,3 +34,12 @@ def engine_name() -> str:
     if name not in ("duckdb", "spark"):
         raise RuntimeError(f"REGCALC_ENGINE must be 'duckdb' or 'spark', not {name!r}")
     return name
+
+
+def lineage_enabled() -> bool:
+    """``$REGCALC_LINEAGE``: ``on`` (default) materializes the lineage asset and its warehouse table
+    in every EOD run; ``off`` leaves them out (figures are unchanged)."""
+    value = os.environ.get("REGCALC_LINEAGE", "on").lower()
+    if value not in ("on", "off"):
+        raise RuntimeError(f"REGCALC_LINEAGE must be 'on' or 'off', not {value!r}")
+    return value == "on"

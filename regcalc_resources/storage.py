@@ -111,6 +111,10 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         if old and os.path.isdir(old):
             shutil.rmtree(old, ignore_errors=True)
 
+    def load_partition(self, asset: str, date: str, entity: str):
+        """One stored partition as a DataFrame (for read-only tools such as ``regcalc explain``)."""
+        return self.engine.read_parquet([str(self.partition_dir(asset, date, entity))])
+
     def load_input(self, context: dg.InputContext):
         asset = context.asset_key.path[-1]
         pairs = partition_pairs(context)

@@ -28,6 +28,13 @@ SCHEMA_SQL = {
         component VARCHAR, field VARCHAR NOT NULL, value_before DOUBLE, value_after DOUBLE, clamped BOOLEAN NOT NULL,
         loaded_at TIMESTAMP, run_id VARCHAR,
         PRIMARY KEY (business_date, entity_id, stage, row_key, step)""",
+    # natural key (business_date, entity_id, output_stage, output_key, input_stage, input_key), not
+    # declared: the lineage check proves it, and an index on millions of edges would slow every load
+    "lineage": """
+        business_date DATE NOT NULL, entity_id VARCHAR NOT NULL, output_stage VARCHAR NOT NULL,
+        output_key VARCHAR NOT NULL, input_stage VARCHAR NOT NULL, input_key VARCHAR NOT NULL, role VARCHAR NOT NULL,
+        base_contribution DOUBLE, contribution DOUBLE, factor_rule VARCHAR, source_system VARCHAR, position_id VARCHAR,
+        source_file VARCHAR, source_row BIGINT, rule_id VARCHAR, rule_version INTEGER, loaded_at TIMESTAMP, run_id VARCHAR""",
 }
 
 

@@ -24,8 +24,7 @@ def adjusted_positions(context: dg.AssetExecutionContext, rules: RuleStore, land
     context.add_output_metadata(meta)
     F, _ = functions_for(enriched_positions)
     versions = record_rule_versions(context, stage_rules, "deal_enrichment", landing.root)
-    based = logic.with_base_values(enriched_positions, "deal_enrichment", {"deal_rules_version": version_column(F, versions)})
-    return logic.apply_rules(based, stage_rules, "deal_enrichment")
+    return logic.adjust_positions(enriched_positions, stage_rules, {"deal_rules_version": version_column(F, versions)})
 
 
 @dg.asset(partitions_def=DATE_ENTITY, io_manager_key="stage_io", group_name="adjustments", kinds={"parquet"})

@@ -9,6 +9,7 @@ DataFrame operation however many rules it has.
 from __future__ import annotations
 
 from regcalc_assets.adjustments.model import STAGE_FIELDS, UNIT_INTERVAL_FIELDS, Rule
+from regcalc_assets.lineage.wrapper import traced
 from regcalc_assets.sparkapi import functions_for
 
 # contract defaults of the boolean flags (landing-zone.md)
@@ -187,6 +188,12 @@ def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str]
     trail = F.when(F.coalesce(touched, F.lit(False)), _trail(F, entries)).otherwise(_trail(F, []))
     return stepped.select(*[outputs[c].alias(c) if c in outputs else F.col(c) for c in df.columns],
                           trail.alias(TRAIL), *[v.alias(k) for k, v in flags.items()])
+
+
+@traced("deal_adjustments")
+def adjust_positions(enriched, rules: list[Rule], extra: dict | None = None):
+    """Enriched positions after the deal_enrichment rules, with the ``base_`` values kept."""
+    return apply_rules(with_base_values(enriched, "deal_enrichment", extra), rules, "deal_enrichment")
 
 
 def apply_to_adjusted_basis(df, rules: list[Rule], stage: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from regcalc_assets.adjustments.logic import apply_to_adjusted_basis
+from regcalc_assets.lineage.wrapper import POSITION_KEY, traced
 from regcalc_assets.sparkapi import functions_for, session_of
 
 HQLA_COMPONENTS = {"L1": "HQLA_L1", "L2A": "HQLA_L2A", "L2B_RMBS": "HQLA_L2B_RMBS", "L2B_OTHER": "HQLA_L2B_OTHER"}
@@ -23,6 +24,23 @@ EXACT = "decimal(38,10)"
 BASES = {"base": "base_", "adjusted": ""}  # basis -> prefix of the calculation fields it reads
 
 
+def contribution_terms(F, prefix: str = ""):
+    """What a position contributes, for the calculation fields named ``<prefix><field>``: one
+    (present, component, factor-rule column, contribution) per component kind. HQLA: amount x (1 -
+    haircut) to the level's component; flows and funding: amount x factor (liquidity-rules.md).
+    Aggregation and lineage both build on these, so traced contributions sum to the components."""
+    level_component = None
+    for level, component in HQLA_COMPONENTS.items():
+        cond = F.col("hqla_level") == F.lit(level)
+        level_component = F.when(cond, F.lit(component)) if level_component is None else level_component.when(cond, F.lit(component))
+    amount, haircut = F.col(prefix + "amount"), F.col(prefix + "haircut")
+    terms = [(F.col("hqla_level").isNotNull(), level_component, "haircut_rule", amount * (F.lit(1.0) - haircut))]
+    for component, (factor, rule) in FLOW_COMPONENTS.items():
+        terms.append((F.col(prefix + factor).isNotNull(), F.lit(component), rule, amount * F.col(prefix + factor)))
+    return terms
+
+
+@traced("aggregation", keys=POSITION_KEY)
 def contributions(positions, bases: dict[str, str] | None = None):
     """One row per (position, component, basis) it contributes to: amount x factor (HQLA: amount
     x (1 - haircut)); ``base`` reads the fields as enriched, ``adjusted`` as deal rules left them.
@@ -31,23 +49,13 @@ def contributions(positions, bases: dict[str, str] | None = None):
     operations whatever the number of components and bases."""
     F, _ = functions_for(positions)
     bases = bases or {"adjusted": ""}
-    level_component = None
-    for level, component in HQLA_COMPONENTS.items():
-        cond = F.col("hqla_level") == F.lit(level)
-        level_component = F.when(cond, F.lit(component)) if level_component is None else level_component.when(cond, F.lit(component))
-
-    def entry(present, basis, component, rule, contribution):
-        return F.when(present, F.struct(F.lit(basis).alias("basis"), component.alias("component"),
-                                        F.col(rule).cast("string").alias("factor_rule"),
-                                        contribution.cast("double").alias("contribution")))
-
-    entries = []
-    for basis, p in bases.items():
-        amount, haircut = F.col(p + "amount"), F.col(p + "haircut")
-        entries.append(entry(F.col("hqla_level").isNotNull(), basis, level_component, "haircut_rule",
-                             amount * (F.lit(1.0) - haircut)))
-        for component, (factor, rule) in FLOW_COMPONENTS.items():
-            entries.append(entry(F.col(p + factor).isNotNull(), basis, F.lit(component), rule, amount * F.col(p + factor)))
+    entries = [
+        F.when(present, F.struct(F.lit(basis).alias("basis"), component.alias("component"),
+                                 F.col(rule).cast("string").alias("factor_rule"),
+                                 contribution.cast("double").alias("contribution")))
+        for basis, prefix in bases.items()
+        for present, component, rule, contribution in contribution_terms(F, prefix)
+    ]
     c = "_contribution"
     exploded = positions.select(*KEYS, "position_id", "source_system", "product",
                                 F.explode(F.filter(F.array(*entries), lambda e: e.isNotNull())).alias(c))

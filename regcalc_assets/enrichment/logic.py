@@ -12,6 +12,7 @@ from regcalc_assets.enrichment.tables import (
     sql_literal,
     value_of_rule,
 )
+from regcalc_assets.lineage.wrapper import traced
 from regcalc_assets.sparkapi import functions_for
 
 CALCULATION_FIELDS = ["amount", "hqla_level", "haircut", "outflow_rate", "inflow_rate", "asf_factor", "rsf_factor"]
@@ -82,6 +83,7 @@ def _amount(F):
     return native * F.col("fx_rate") / F.col("reporting_fx_rate")
 
 
+@traced("enrichment")
 def enrich_positions(positions, tables: FactorTables | None = None):
     """Accepted positions -> one row per position with amount and every calculation field.
 

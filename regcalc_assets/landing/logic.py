@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from regcalc_assets.lineage.wrapper import traced
 from regcalc_assets.sparkapi import functions_for, lookup
 from regcalc_assets.validation.contract import CONTRACT
 from regcalc_assets.validation.logic import valid_reference
@@ -54,6 +55,7 @@ def _valid(frames: dict, name: str):
     return valid_reference(frames[name], CONTRACT[name])
 
 
+@traced("ingestion", needs_input=False)
 def land_positions(frames: dict, business_date: str, entity_ids: list[str], landing_version: str | None = None):
     """The entities' delivered positions (text, as delivered) with the reference and market data they point at.
 

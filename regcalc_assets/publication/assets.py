@@ -39,6 +39,24 @@ def _recalc_metadata(tags: dict, rows: int) -> dict:
     }
 
 
+def _load(context, warehouse: Warehouse, tables: dict) -> tuple[dict, dict]:
+    """Replace the run's partitions of each warehouse table; (rows loaded per table, metadata)."""
+    business_date, entities = run_scope(context)
+    partitions = [(business_date, e) for e in entities]
+    started = time.perf_counter()
+    arrow = {table: _to_arrow(df) for table, df in tables.items()}
+    loaded = {table: warehouse.replace_partitions(table, rows, partitions, context.run.run_id) for table, rows in arrow.items()}
+    seconds = time.perf_counter() - started
+    total = sum(loaded.values())
+    return arrow, {
+        **_recalc_metadata(context.run.tags, total),
+        "rows_loaded": dg.MetadataValue.json(loaded),
+        "load_seconds": round(seconds, 3),
+        "rows_per_second": round(total / seconds, 1) if seconds else 0.0,
+        "method": "duckdb delete+insert (one transaction per table)",
+    }
+
+
 @dg.asset(partitions_def=DATE_ENTITY, group_name="publication", kinds={"duckdb"})
 def warehouse_liquidity(context: dg.AssetExecutionContext, warehouse: Warehouse, liquidity_metrics, liquidity_components,
                         adjustment_trail):
@@ -47,22 +65,17 @@ def warehouse_liquidity(context: dg.AssetExecutionContext, warehouse: Warehouse,
     ``adjustment_trail`` (one row per value a rule changed) for BI. Each
     (date, entity) partition is deleted and re-inserted in one transaction, so a re-run leaves
     exactly one copy."""
-    business_date, entities = run_scope(context)
-    partitions = [(business_date, e) for e in entities]
-    started = time.perf_counter()
-    loaded = {}
-    tables = {"liquidity_metrics": liquidity_metrics, "liquidity_components": liquidity_components,
-              "adjustment_trail": adjustment_trail}
-    arrow = {table: _to_arrow(df) for table, df in tables.items()}
-    for table, rows in arrow.items():
-        loaded[table] = warehouse.replace_partitions(table, rows, partitions, context.run.run_id)
-    seconds = time.perf_counter() - started
-    return dg.MaterializeResult(
-        metadata={
-            **_recalc_metadata(context.run.tags, sum(loaded.values())),
-            "rows_loaded": dg.MetadataValue.json(loaded),
-            "changes_by_rule": dg.MetadataValue.json(_changes_by_rule(arrow["adjustment_trail"])),
-            "load_seconds": round(seconds, 3),
-            "method": "duckdb delete+insert (one transaction per table)",
-        }
-    )
+    arrow, meta = _load(context, warehouse, {"liquidity_metrics": liquidity_metrics,
+                                             "liquidity_components": liquidity_components,
+                                             "adjustment_trail": adjustment_trail})
+    return dg.MaterializeResult(metadata={**meta, "changes_by_rule": dg.MetadataValue.json(_changes_by_rule(arrow["adjustment_trail"]))})
+
+
+@dg.asset(partitions_def=DATE_ENTITY, group_name="publication", kinds={"duckdb"})
+def warehouse_lineage(context: dg.AssetExecutionContext, warehouse: Warehouse, lineage):
+    """Warehouse table ``lineage``: one row per edge from an output key (a metric, a component) to
+    an input key (a component, a position, a rule), as the lineage asset holds it, so BI drills
+    from a ratio to its components to the positions and their delivered file and row. Each
+    (date, entity) partition is replaced in one transaction."""
+    _, meta = _load(context, warehouse, {"lineage": lineage})
+    return dg.MaterializeResult(metadata=meta)

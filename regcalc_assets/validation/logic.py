@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from regcalc_assets.lineage.wrapper import SOURCE_KEY, traced
 from regcalc_assets.sparkapi import functions_for
 from regcalc_assets.validation import contract
 
@@ -146,6 +147,7 @@ def flag_positions(landed):
     return landed.withColumn(REASONS, reasons), typed
 
 
+@traced("validation", keys=SOURCE_KEY)
 def accepted_positions(flagged, typed):
     """Rows that break no rule, typed per the enrichment input contract."""
     F, _ = functions_for(flagged)
@@ -155,6 +157,7 @@ def accepted_positions(flagged, typed):
     return flagged.where(F.col(REASONS) == F.lit("")).select(*exprs)
 
 
+@traced("validation", keys=SOURCE_KEY)
 def quarantined_positions(flagged):
     """Rows that break at least one rule, as delivered (text), with every rule they broke."""
     F, _ = functions_for(flagged)
