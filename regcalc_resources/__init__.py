@@ -41,10 +41,14 @@ def build_rule_store():
 
 def build_resources() -> dict:
     """Every resource the assets use, configured from the environment (called once, by Definitions)."""
+    from regcalc_resources.openlineage import build_lineage_sink
+
     engine = build_engine()
+    events = build_lineage_sink()
     return {
         "engine": engine,
-        "stage_io": PartitionedParquetIOManager(root=settings.storage_root(), engine=engine),
+        "stage_io": PartitionedParquetIOManager(root=settings.storage_root(), engine=engine, lineage_events=events),
+        "openlineage": events,
         "landing": LandingZone(root=dg.EnvVar("REGCALC_LANDING")),
         "warehouse": DuckDBWarehouse(path=settings.warehouse_path()),
         "rules": build_rule_store(),

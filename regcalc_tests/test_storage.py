@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from regcalc_resources.engine import DuckDBEngine
+from regcalc_resources.openlineage import NoLineageEventSink
 from regcalc_resources.storage import PartitionedParquetIOManager
 
 KEY = dg.MultiPartitionKey({"date": "2024-06-28", "entity": "LE_A"})
@@ -42,7 +43,7 @@ def read(manager):
 
 def test_rewrite_replaces_and_failed_write_keeps_previous(tmp_path):
     engine = DuckDBEngine()
-    good = PartitionedParquetIOManager(root=str(tmp_path), engine=engine)
+    good = PartitionedParquetIOManager(root=str(tmp_path), engine=engine, lineage_events=NoLineageEventSink())
     write(good, frame(engine, 1.0))
     write(good, frame(engine, 2.0))
     assert read(good) == [2.0]
@@ -51,7 +52,7 @@ def test_rewrite_replaces_and_failed_write_keeps_previous(tmp_path):
     versions = list((tmp_path / "stage" / ".versions").iterdir())
     assert len(versions) == 1, "the replaced version is removed"
 
-    broken = PartitionedParquetIOManager(root=str(tmp_path), engine=ExplodingEngine())
+    broken = PartitionedParquetIOManager(root=str(tmp_path), engine=ExplodingEngine(), lineage_events=NoLineageEventSink())
     with pytest.raises(OSError, match="mid-write"):
         write(broken, frame(engine, 3.0))
     assert read(good) == [2.0], "readers still see the previous version, whole"

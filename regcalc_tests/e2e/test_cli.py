@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from regcalc_tests.helpers import assert_traced_to_the_cent, traced_totals
+
 pytestmark = pytest.mark.slow
 REGCALC = [sys.executable, "-m", "regcalc_cli.main"]
 
@@ -75,6 +77,24 @@ def test_generate_eod_twice_is_idempotent_and_report_formats(tmp_path):
     csv_out = regcalc("report", "--date", dates[0], "--format", "csv", home=home).stdout
     assert csv_out.splitlines()[0].startswith("business_date,entity_id,reporting_currency")
     assert len(csv_out.strip().splitlines()) == 4
+
+    # lineage: every total of every entity traces, to the cent, to its positions (and rules)
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+
+    def query(sql, params):
+        cur = con.execute(sql, params)
+        return [dict(zip([d[0] for d in cur.description], r)) for r in cur.fetchall()]
+
+    reported = {(r["entity_id"], r["basis"]): r for r in query(
+        "SELECT * FROM liquidity_metrics WHERE business_date = CAST(? AS DATE)", [dates[0]])}
+    assert_traced_to_the_cent(traced_totals(query, dates[0]), reported)
+    con.close()
+    explained = json.loads(regcalc("explain", "--date", dates[0], "--entity", "LE_002", "--format", "json", home=home).stdout)
+    lcr = explained["metrics"][0]
+    assert lcr["metric"] == "lcr" and lcr["value"] == pytest.approx(reported[("LE_002", "adjusted")]["lcr"])
+    for component in lcr["components"]:
+        assert abs(component["traced_sum"] - component["amount"]) < 0.005
+        assert len(component["largest_positions"]) == min(5, component["position_count"])
 
 
 def test_unreadable_file_fails_the_date_naming_the_file(tmp_path, golden):

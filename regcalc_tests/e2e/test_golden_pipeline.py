@@ -8,6 +8,7 @@ import pytest
 
 from regcalc_cli.eod import run_eod
 from regcalc_cli.report import fetch_report
+from regcalc_tests.helpers import assert_traced_to_the_cent, traced_totals
 
 pytestmark = pytest.mark.slow
 DATE = "2024-06-28"
@@ -46,6 +47,54 @@ def test_golden_base_figures(golden, regcalc_home, monkeypatch, engine_name, lan
     warehouse = build_resources()["warehouse"]
     assert_matches(fetch_report(warehouse, DATE, "base"), expected_rows(golden))
     assert_matches(fetch_report(warehouse, DATE), expected_rows(golden)), "no rules: adjusted = base"
+    assert_traced_to_the_cent(traced_totals(warehouse.query, DATE),
+                              {(e, b): r for e, r in expected_rows(golden).items() for b in ("base", "adjusted")})
+    assert_column_lineage_and_openlineage(get_instance(), regcalc_home, result.run_ids[0])
+
+
+STAGES = ["landed_positions", "entity_profiles", "validated_positions", "quarantined_positions", "enriched_positions",
+          "adjusted_positions", "component_breakdown", "liquidity_components", "liquidity_metrics", "adjustment_trail",
+          "lineage"]
+SOURCES = {"landing_delivery", "deal_rules", "aggregation_rules", "final_rules"}
+
+
+def assert_column_lineage_and_openlineage(instance, home, run_id):
+    """Each stage's materialization carries its table schema and column lineage: every column
+    has at least one upstream column (except the constants the pipeline sets, such as ``basis``)
+    and every upstream column exists in that upstream's own schema. The OpenLineage file has a
+    START and a COMPLETE event per stage with the same schema and the run's partitions."""
+    import json
+
+    import dagster as dg
+
+    constants = {"factor_regime", "basis", "component_order", "stage", "output_stage", "input_stage", "role"}
+    schemas, lineages = {}, {}
+    for asset in STAGES:
+        [record] = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
+        meta = record.asset_materialization.metadata
+        schemas[asset] = [c.name for c in meta["dagster/column_schema"].value.columns]
+        lineages[asset] = meta["dagster/column_lineage"].value.deps_by_column
+    for asset in STAGES:
+        assert set(schemas[asset]) - constants <= set(lineages[asset]) <= set(schemas[asset]), \
+            (asset, set(schemas[asset]) ^ set(lineages[asset]))
+        for column, deps in lineages[asset].items():
+            for dep in deps:
+                upstream = dep.asset_key.path[-1]
+                assert upstream in SOURCES or dep.column_name in schemas[upstream], (asset, column, upstream, dep.column_name)
+    assert {d.column_name for d in lineages["enriched_positions"]["amount"]} == {
+        "product", "balance", "quantity", "price", "fx_rate", "reporting_fx_rate"}
+    assert {d.asset_key.path[-1] for d in lineages["liquidity_components"]["business_date"]} == {
+        "component_breakdown", "entity_profiles"}
+
+    events = [json.loads(line) for line in (home / "openlineage" / "events.ndjson").read_text().splitlines()]
+    mine = [e for e in events if e["run"]["facets"]["dagster"]["runId"] == run_id]
+    complete = {e["job"]["name"]: e for e in mine if e["eventType"] == "COMPLETE"}
+    assert set(STAGES) | {"warehouse_liquidity", "warehouse_lineage"} <= set(complete)
+    assert sum(e["eventType"] == "START" for e in mine) == len(complete)
+    lineage_event = complete["lineage"]
+    assert [f["name"] for f in lineage_event["outputs"][0]["facets"]["schema"]["fields"]] == schemas["lineage"]
+    assert lineage_event["run"]["facets"]["dagster"]["partitionKeys"] == [f"{DATE}|LE_UK", f"{DATE}|LE_US"]
+    assert "adjusted_positions" in {i["name"] for i in lineage_event["inputs"]}
 
 
 @pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
@@ -72,6 +121,52 @@ def test_golden_rules_through_the_store_give_the_adjusted_figures(golden, regcal
     for row in adjusted:
         assert row["lcr_variance"] == pytest.approx(row["lcr"] - base[row["entity_id"]]["lcr"])
     assert_golden_trail(golden, warehouse)
+    assert_golden_lineage(golden, warehouse, get_instance())
+    assert_golden_explain()
+
+
+def assert_golden_lineage(golden, warehouse, instance):
+    """Each total of expected_base.csv and expected_adjusted.csv is, to the cent, the sum of the
+    contributions of the positions the warehouse lineage traces to it (plus the rules' changes);
+    the lineage checks passed on the materialization."""
+    import dagster as dg
+
+    expected = {(e, "base"): r for e, r in expected_rows(golden).items()}
+    expected |= {(e, "adjusted"): r for e, r in expected_rows(golden, "expected_adjusted.csv").items()}
+    assert_traced_to_the_cent(traced_totals(warehouse.query, DATE), expected)
+    checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("lineage"), name) for name in ("keys_survive_every_stage", "figures_trace_to_inputs_to_the_cent")])
+    assert len(checks) == 2 and all(c.status.value == "SUCCEEDED" for c in checks.values()), checks
+
+
+def assert_golden_explain():
+    """`regcalc explain` on UK-0003 (a Level 1 bond maturing 2031-01-31, held by LE_UK): the exact
+    liquidity-rules.md rows behind its haircut and RSF factor, and ADJ_2024_001 (RSF x 0.95 then
+    haircut + 0.05) with its before and after values."""
+    import json
+
+    from click.testing import CliRunner
+
+    from regcalc_cli.main import cli
+
+    out = CliRunner().invoke(cli, ["explain", "--date", DATE, "--entity", "LE_UK", "--position", "UK-0003", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    position = json.loads(out.output)["position"]
+    assert position["position"] == "TREASURY/UK-0003" and position["source_row"] == 3
+    assert position["source_file"].endswith("business_date=2024-06-28/positions.parquet")
+    factors = {f["field"]: f for f in position["factors"]}
+    assert factors["haircut"]["factor_rule"] == "HAIRCUT.L1"
+    assert factors["haircut"]["spec"] == [{"document": "liquidity-rules.md", "section": "LCR: stock of HQLA", "row": "| L1 | 0.00 |"}]
+    assert factors["rsf_factor"]["factor_rule"] == "RSF.SEC.L1"
+    assert factors["rsf_factor"]["spec"][0]["row"] == "| SECURITY | level L1 | 0.05 |"
+    assert factors["rsf_factor"]["spec"][0]["section"] == "NSFR: required stable funding (assets and off balance sheet)"
+    assert (factors["rsf_factor"]["value"], factors["rsf_factor"]["base_value"]) == pytest.approx((0.0475, 0.05))
+    assert factors["outflow_rate"]["factor_rule"] is None
+    assert [(a["rule"], a["field"], a["before"], a["after"]) for a in position["adjustments"]] == [
+        ("ADJ_2024_001@v1", "rsf_factor", 0.05, pytest.approx(0.0475)), ("ADJ_2024_001@v1", "haircut", 0.0, 0.05)]
+    # amount 9,850,000 (golden positions.parquet): HQLA_L1 x (1 - 0.05), RSF x 0.0475
+    assert {c["component"]: c["adjusted"] for c in position["contributions"]} == {
+        "HQLA_L1": pytest.approx(9_357_500.0), "RSF": pytest.approx(467_875.0)}
 
 
 def assert_golden_trail(golden, warehouse):

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 DATES = ["2024-07-01", "2024-07-02", "2024-07-03"]
 ENTITIES = ["LE_001", "LE_002", "LE_003"]
 INGESTION = {"landed_positions", "entity_profiles", "validated_positions", "quarantined_positions", "enriched_positions"}
-FROM_AGGREGATION = {"liquidity_components", "liquidity_metrics", "adjustment_trail", "warehouse_liquidity"}
-FROM_FINAL = {"liquidity_metrics", "adjustment_trail", "warehouse_liquidity"}
+LINEAGE = {"lineage", "warehouse_lineage"}  # downstream of every stage
+FROM_AGGREGATION = {"liquidity_components", "liquidity_metrics", "adjustment_trail", "warehouse_liquidity"} | LINEAGE
+FROM_FINAL = {"liquidity_metrics", "adjustment_trail", "warehouse_liquidity"} | LINEAGE
 FROM_DEAL = {"adjusted_positions", "component_breakdown"} | FROM_AGGREGATION
 EVERY_STAGE = INGESTION | FROM_DEAL
 
@@ -67,7 +68,8 @@ def warehouse_rows(home) -> dict[str, list]:
         out = {}
         for table, order in (("liquidity_metrics", "business_date, entity_id, basis"),
                              ("liquidity_components", "business_date, entity_id, basis, component"),
-                             ("adjustment_trail", "business_date, entity_id, stage, row_key, step")):
+                             ("adjustment_trail", "business_date, entity_id, stage, row_key, step"),
+                             ("lineage", "ALL")):
             cur = con.execute(f"SELECT * EXCLUDE (loaded_at, run_id) FROM {table} ORDER BY {order}")
             out[table] = cur.fetchall()
         return out
@@ -106,15 +108,15 @@ def test_recalc_recomputes_exactly_what_changed(tmp_path, monkeypatch):
     assert done == expected(FROM_DEAL, ["2024-07-02"], ["LE_002"])
     assert result.changed_sources == {"deal_rules": ["2024-07-02|LE_002"]}
     assert len(result.run_ids) == 1
-    # 11 assets x 9 (date, entity) partitions + the date-level quarantine of 3 dates are in scope
-    in_scope = 11 * len(DATES) * len(ENTITIES) + len(DATES)
-    assert (result.recomputed_count, result.reused) == (6, in_scope - 6)
+    # 13 assets x 9 (date, entity) partitions + the date-level quarantine of 3 dates are in scope
+    in_scope = 13 * len(DATES) * len(ENTITIES) + len(DATES)
+    assert (result.recomputed_count, result.reused) == (8, in_scope - 8)
     [load] = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("warehouse_liquidity"), asset_partitions=["2024-07-02|LE_002"]),
         limit=1).records
     meta = load.asset_materialization.metadata
-    assert meta["recalc_partitions_recomputed"].value == 6 and meta["recalc_partitions_reused"].value == in_scope - 6
-    assert meta["recalc_cache_hit_rate"].value == pytest.approx(round((in_scope - 6) / in_scope, 4))
+    assert meta["recalc_partitions_recomputed"].value == 8 and meta["recalc_partitions_reused"].value == in_scope - 8
+    assert meta["recalc_cache_hit_rate"].value == pytest.approx(round((in_scope - 8) / in_scope, 4))
     assert meta["recalc_rows_affected"].value > 0
     # the recomputed stage recorded the rule-set version it consumed, in its metadata and output
     observed = last_observed(instance, "deal_rules")["2024-07-02|LE_002"]
