@@ -2,13 +2,15 @@
 
     python benchmarks/eod_benchmark.py [--positions 2000000 20000000] [--entities 20]
                                        [--engines duckdb spark] [--repeats 3] [--rules 0 50]
+                                       [--lineage on off]
 
 For each size: generates a landing zone (cached under benchmarks/results/landing-<n>), then per
 repeat times, each in a fresh process and a fresh $REGCALC_HOME:
   * baseline: benchmarks/baseline_sql.py (an independent implementation of the spec in DuckDB SQL)
   * regcalc eod on each engine (Dagster runs, stage storage, warehouse load; the whole command),
     once per rule-set size: with no rules, and with N approved rules across the three stages
-    (benchmarks/rule_sets.py; submitted and approved before the timed command)
+    (benchmarks/rule_sets.py; submitted and approved before the timed command), and with the
+    lineage asset and its warehouse table on and off (REGCALC_LINEAGE)
 Wall time and peak memory (RSS summed over the process tree, the Spark JVM included) are
 measured from outside. Prints JSON: medians, positions per second, ratios to the baseline of the
 same run, and the growth of cost from the smallest to the largest size.
@@ -98,43 +100,53 @@ def prepare_home(home: Path, rules: int, entities: int) -> None:
         approve_all(DuckDBRuleStore(path=str(home / "rules.duckdb")), benchmark_rules(rules, entities))
 
 
-def trail_rows(home: Path) -> int:
+def table_rows(home: Path, table: str) -> int:
     import duckdb
 
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
-        return con.execute("SELECT count(*) FROM adjustment_trail").fetchone()[0]
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     finally:
         con.close()
 
 
-def bench_size(positions: int, entities: int, engines: list[str], repeats: int, rule_counts: list[int]) -> dict:
+def trail_rows(home: Path) -> int:
+    return table_rows(home, "adjustment_trail")
+
+
+def bench_size(positions: int, entities: int, engines: list[str], repeats: int, rule_counts: list[int],
+               lineage: tuple[str, ...] = ("on",)) -> dict:
     landing = landing_for(positions, entities)
     py = sys.executable
     base_env = {**os.environ}
     base_env.pop("DAGSTER_HOME", None)
     samples: dict[str, list[dict]] = {"baseline_duckdb_sql": []}
-    for engine in engines:
-        for rules in rule_counts:
-            samples[case_name(engine, rules)] = []
+    cases = [(engine, rules, mode) for engine in engines for rules in rule_counts for mode in lineage]
+
+    def name(engine, rules, mode):
+        return case_name(engine, rules) + ("_lineage_off" if mode == "off" else "")
+
+    for case in cases:
+        samples[name(*case)] = []
     for _ in range(repeats):
         samples["baseline_duckdb_sql"].append(
             run_measured([py, str(HERE / "baseline_sql.py"), "--landing", str(landing), "--date", DATE], base_env)
         )
-        for engine in engines:
-            for rules in rule_counts:
-                home = Path(tempfile.mkdtemp(prefix=f"regcalc-bench-{engine}-"))
-                prepare_home(home, rules, entities)
-                env = {**base_env, "REGCALC_HOME": str(home), "REGCALC_ENGINE": engine}
-                sample = run_measured([py, "-m", "regcalc_cli.main", "eod", "--date", DATE, "--landing", str(landing)], env)
-                sample["trail_rows"] = trail_rows(home)
-                samples[case_name(engine, rules)].append(sample)
-                shutil.rmtree(home, ignore_errors=True)
+        for engine, rules, mode in cases:
+            home = Path(tempfile.mkdtemp(prefix=f"regcalc-bench-{engine}-"))
+            prepare_home(home, rules, entities)
+            env = {**base_env, "REGCALC_HOME": str(home), "REGCALC_ENGINE": engine, "REGCALC_LINEAGE": mode}
+            sample = run_measured([py, "-m", "regcalc_cli.main", "eod", "--date", DATE, "--landing", str(landing)], env)
+            sample["trail_rows"] = trail_rows(home)
+            if mode == "on":
+                sample["lineage_rows"] = table_rows(home, "lineage")
+            samples[name(engine, rules, mode)].append(sample)
+            shutil.rmtree(home, ignore_errors=True)
     result = {"positions": positions, "entities": entities, "repeats": repeats, "cases": {}}
     baseline = median([s["seconds"] for s in samples["baseline_duckdb_sql"]])
-    for name, runs in samples.items():
+    for case, runs in samples.items():
         secs = median([r["seconds"] for r in runs])
-        result["cases"][name] = {
+        result["cases"][case] = {
             "median_seconds": round(secs, 3),
             "all_seconds": [round(r["seconds"], 3) for r in runs],
             "positions_per_second": round(positions / secs),
@@ -142,13 +154,19 @@ def bench_size(positions: int, entities: int, engines: list[str], repeats: int, 
             "ratio_to_baseline": round(secs / baseline, 2),
         }
         if "trail_rows" in runs[0]:
-            result["cases"][name]["adjustment_trail_rows"] = runs[0]["trail_rows"]
+            result["cases"][case]["adjustment_trail_rows"] = runs[0]["trail_rows"]
+        if "lineage_rows" in runs[0]:
+            result["cases"][case]["lineage_rows"] = runs[0]["lineage_rows"]
     for engine in engines:
         plain = result["cases"][case_name(engine, 0)]["median_seconds"] if 0 in rule_counts else None
         for rules in rule_counts:
             if rules and plain:
                 case = result["cases"][case_name(engine, rules)]
                 case["ratio_to_no_rules"] = round(case["median_seconds"] / plain, 3)
+    if "off" in lineage and "on" in lineage:
+        for engine, rules, _ in cases:
+            on, off = result["cases"][name(engine, rules, "on")], result["cases"][name(engine, rules, "off")]
+            on["ratio_to_lineage_off"] = round(on["median_seconds"] / off["median_seconds"], 3)
     return result
 
 
@@ -159,9 +177,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rules", type=int, nargs="+", default=[0, 50], help="approved rule-set sizes to time")
+    parser.add_argument("--lineage", nargs="+", choices=["on", "off"], default=["on"],
+                        help="time with the lineage asset and its warehouse table on and/or off")
     parser.add_argument("--out", default=str(HERE / "results" / "eod_benchmark.json"))
     args = parser.parse_args(argv)
-    sizes = [bench_size(n, args.entities, args.engines, args.repeats, args.rules) for n in args.positions]
+    sizes = [bench_size(n, args.entities, args.engines, args.repeats, args.rules, tuple(args.lineage))
+             for n in args.positions]
     report = {
         "benchmark": "eod",
         "business_date": DATE,
