@@ -47,6 +47,11 @@ class ComputeEngine(dg.ConfigurableResource):
         """Compute ``df`` once and return a DataFrame over the result (for a frame used several times)."""
         raise NotImplementedError
 
+    def from_arrow(self, table) -> Any:
+        """A DataFrame over a small Arrow table built in Python (cheaper than ``createDataFrame``
+        of many rows on sqlframe, which plans every value as an expression)."""
+        raise NotImplementedError
+
 
 def _cached(key: tuple, build):
     with _LOCK:
@@ -146,6 +151,19 @@ class DuckDBEngine(ComputeEngine):
         self._conn().execute(f"CREATE TABLE {name} AS {self._sql(df)}")
         return self.session().table(name)
 
+    def from_arrow(self, table):
+        import uuid
+
+        self._drop_tables_except("arrow_")  # one live table per session, like checkpoints
+        name = f"arrow_{uuid.uuid4().hex[:16]}"
+        conn = self._conn()
+        conn.register(f"{name}_view", table)
+        try:
+            conn.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_view")
+        finally:
+            conn.unregister(f"{name}_view")
+        return self.session().table(name)
+
     def write_partitioned(self, df, dest_dir, date_dir, entity_dir, constant_entity):
         # the directory columns are added in SQL, not as DataFrame operations: sqlframe re-plans
         # the whole query on every operation, which costs seconds on a deep stage
@@ -222,6 +240,9 @@ class SparkEngine(ComputeEngine):
 
     def checkpoint(self, df):
         return df.localCheckpoint(eager=True)
+
+    def from_arrow(self, table):
+        return self.session().createDataFrame(table)
 
     def write_partitioned(self, df, dest_dir, date_dir, entity_dir, constant_entity):
         from pyspark.sql import functions as F

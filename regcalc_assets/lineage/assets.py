@@ -3,7 +3,7 @@
 import dagster as dg
 
 from regcalc_assets.lineage import checks
-from regcalc_assets.lineage.logic import audit_keys, completeness, lineage_edges
+from regcalc_assets.lineage.logic import audit_keys, completeness, derived_arrow, lineage_edges
 from regcalc_assets.lineage.wrapper import SOURCE_KEY
 from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_resources.engine import ComputeEngine
@@ -32,7 +32,8 @@ def lineage(context: dg.AssetExecutionContext, engine: ComputeEngine, landed_pos
         audit_keys("enrichment", validated_positions, enriched_positions),
         audit_keys("deal_adjustments", enriched_positions, adjusted_positions),
     ]
-    edges = engine.checkpoint(lineage_edges(adjusted_positions, liquidity_components, liquidity_metrics))
+    derived = engine.from_arrow(derived_arrow(liquidity_components, liquidity_metrics))
+    edges = engine.checkpoint(lineage_edges(adjusted_positions, derived))
     complete = completeness(edges, liquidity_components, liquidity_metrics)
     yield dg.Output(edges, metadata={"figures_traced": complete.checked,
                                      "positions_audited": sum(a.rows_in for a in audits[1:2])})

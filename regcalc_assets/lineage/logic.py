@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from regcalc_assets.adjustments.logic import TRAIL
 from regcalc_assets.aggregation.logic import contribution_terms
 from regcalc_assets.lineage.wrapper import LINEAGE_COLUMNS
-from regcalc_assets.sparkapi import functions_for, session_of
+from regcalc_assets.sparkapi import functions_for
 
 @dataclass
 class KeyAudit:
@@ -76,12 +76,6 @@ EDGE_COLUMNS = [
     "base_contribution", "contribution", "factor_rule", "source_system", "position_id", "source_file",
     "source_row", "rule_id", "rule_version",
 ]
-EDGE_SCHEMA = (
-    "business_date date, entity_id string, output_stage string, output_key string, input_stage string, "
-    "input_key string, role string, base_contribution double, contribution double, factor_rule string, "
-    "source_system string, position_id string, source_file string, source_row bigint, rule_id string, "
-    "rule_version int"
-)
 TERM, NUMERATOR, DENOMINATOR, OPERAND = "term", "numerator", "denominator", "operand"
 COMPONENTS_STAGE, METRICS_STAGE, POSITIONS_STAGE, RULES_STAGE = (
     "liquidity_components", "liquidity_metrics", "adjusted_positions", "adjustment_rules")
@@ -184,12 +178,23 @@ def _rule_deltas(trail, by_field: bool = False) -> dict[tuple, float]:
     return deltas
 
 
-def lineage_edges(adjusted_positions, components, metrics):
-    """The lineage of one run's partitions: position edges plus the derived edges (EDGE_COLUMNS)."""
-    session = session_of(adjusted_positions)
-    derived = session.createDataFrame([tuple(e[c] for c in EDGE_COLUMNS) for e in derived_edges(components, metrics)],
-                                      EDGE_SCHEMA)
-    return position_edges(adjusted_positions).unionByName(derived)
+EDGE_ARROW_TYPES = {"business_date": "date32", "source_row": "int64", "rule_version": "int32",
+                    "base_contribution": "float64", "contribution": "float64"}
+
+
+def derived_arrow(components, metrics):
+    """The derived edges as an Arrow table with the edge schema (for ``ComputeEngine.from_arrow``)."""
+    import pyarrow as pa
+
+    rows = derived_edges(components, metrics)
+    schema = pa.schema([(c, getattr(pa, EDGE_ARROW_TYPES.get(c, "string"))()) for c in EDGE_COLUMNS])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def lineage_edges(adjusted_positions, derived):
+    """The lineage of one run's partitions (EDGE_COLUMNS): the position edges, then ``derived``
+    (a DataFrame of ``derived_edges``, e.g. ``engine.from_arrow(derived_arrow(...))``)."""
+    return position_edges(adjusted_positions).unionByName(derived.select(*EDGE_COLUMNS))
 
 
 @dataclass

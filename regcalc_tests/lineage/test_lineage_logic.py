@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from regcalc_assets.lineage.logic import audit_keys, completeness, lineage_edges, position_edges
+from regcalc_assets.lineage.logic import audit_keys, completeness, derived_arrow, lineage_edges, position_edges
 from regcalc_assets.lineage.wrapper import LineageError, traced
 
 D = date(2024, 6, 28)
@@ -99,11 +99,11 @@ def _metrics(spark, components):
     return compute_final_metrics(components)
 
 
-def test_completeness_holds_to_the_cent_and_names_what_does_not_add_up(spark, positions):
+def test_completeness_holds_to_the_cent_and_names_what_does_not_add_up(engine, spark, positions):
     comps = _components(spark)
     metrics = _metrics(spark, comps)
     # by hand: hqla 85 (adj15 0; adj40 = max(85 - 0 - 0, 0) = 85 -> hqla 0); outflows 20 / 40
-    edges = lineage_edges(positions, comps, metrics)
+    edges = lineage_edges(positions, engine.from_arrow(derived_arrow(comps, metrics)))
     result = completeness(edges, comps, metrics)
     assert result.passed, result.failures
     assert result.checked == 16 + 2 * (9 + 2)  # 16 component rows; 9 totals and 2 ratios per basis
