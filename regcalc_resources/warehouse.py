@@ -1,48 +1,101 @@
 """The warehouse that BI reads: partitions replaced idempotently in one transaction.
 
-``DuckDBWarehouse`` is the embedded default; Redshift and PostgreSQL backends implement the same
-interface in production (publication issue).
+``DuckDBWarehouse`` is the embedded default; the PostgreSQL and Redshift backends implement the
+same interface from the same backend-neutral table specs (``TABLES``).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import dagster as dg
 import pyarrow as pa
 
-SCHEMA_SQL = {
-    "liquidity_metrics": """
-        business_date DATE NOT NULL, entity_id VARCHAR NOT NULL, reporting_currency VARCHAR,
-        basis VARCHAR NOT NULL, hqla_l1 DOUBLE, hqla_l2a DOUBLE, hqla_l2b DOUBLE, adj15 DOUBLE, adj40 DOUBLE, hqla DOUBLE,
-        total_outflows DOUBLE, total_inflows DOUBLE, capped_inflows DOUBLE, net_outflows DOUBLE,
-        lcr DOUBLE, asf DOUBLE, rsf DOUBLE, nsfr DOUBLE, positions_accepted BIGINT,
-        positions_quarantined BIGINT, final_rules_version VARCHAR, loaded_at TIMESTAMP, run_id VARCHAR,
-        PRIMARY KEY (business_date, entity_id, basis)""",
-    "liquidity_components": """
-        business_date DATE NOT NULL, entity_id VARCHAR NOT NULL, reporting_currency VARCHAR,
-        basis VARCHAR NOT NULL, component VARCHAR NOT NULL, component_order INTEGER, amount DOUBLE,
-        position_count BIGINT, aggregation_rules_version VARCHAR, loaded_at TIMESTAMP, run_id VARCHAR,
-        PRIMARY KEY (business_date, entity_id, basis, component)""",
-    "adjustment_trail": """
-        business_date DATE NOT NULL, entity_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, step INTEGER NOT NULL,
-        rule_id VARCHAR, version INTEGER, row_key VARCHAR NOT NULL, source_system VARCHAR, position_id VARCHAR,
-        component VARCHAR, field VARCHAR NOT NULL, value_before DOUBLE, value_after DOUBLE, clamped BOOLEAN NOT NULL,
-        loaded_at TIMESTAMP, run_id VARCHAR,
-        PRIMARY KEY (business_date, entity_id, stage, row_key, step)""",
-    # natural key (business_date, entity_id, output_stage, output_key, input_stage, input_key), not
-    # declared: the lineage check proves it, and an index on millions of edges would slow every load
-    "lineage": """
-        business_date DATE NOT NULL, entity_id VARCHAR NOT NULL, output_stage VARCHAR NOT NULL,
-        output_key VARCHAR NOT NULL, input_stage VARCHAR NOT NULL, input_key VARCHAR NOT NULL, role VARCHAR NOT NULL,
-        base_contribution DOUBLE, contribution DOUBLE, factor_rule VARCHAR, source_system VARCHAR, position_id VARCHAR,
-        source_file VARCHAR, source_row BIGINT, rule_id VARCHAR, rule_version INTEGER, loaded_at TIMESTAMP, run_id VARCHAR""",
+@dataclass(frozen=True)
+class TableSpec:
+    """A warehouse table, independent of the backend: (column, logical type, nullable) and the
+    natural key. Logical types: date, string, double, bigint, int, bool, timestamp."""
+
+    columns: tuple[tuple[str, str, bool], ...]
+    key: tuple[str, ...] = ()
+    declare_key: bool = True  # False: the key is proven by a check, not indexed (millions of rows)
+
+    @property
+    def names(self) -> list[str]:
+        return [c for c, _, _ in self.columns]
+
+
+def _cols(spec: str) -> tuple[tuple[str, str, bool], ...]:
+    """'name type [not null], ...' -> column tuples (a compact way to write the specs below)."""
+    out = []
+    for part in spec.split(","):
+        words = part.split()
+        out.append((words[0], words[1], "not" not in words[2:]))
+    return tuple(out)
+
+
+LOAD_COLUMNS = "loaded_at timestamp, run_id string"
+TABLES = {
+    "liquidity_metrics": TableSpec(_cols(
+        "business_date date not null, entity_id string not null, reporting_currency string, basis string not null, "
+        "hqla_l1 double, hqla_l2a double, hqla_l2b double, adj15 double, adj40 double, hqla double, "
+        "total_outflows double, total_inflows double, capped_inflows double, net_outflows double, lcr double, "
+        "asf double, rsf double, nsfr double, positions_accepted bigint, positions_quarantined bigint, "
+        "final_rules_version string, " + LOAD_COLUMNS), ("business_date", "entity_id", "basis")),
+    "liquidity_components": TableSpec(_cols(
+        "business_date date not null, entity_id string not null, reporting_currency string, basis string not null, "
+        "component string not null, component_order int, amount double, position_count bigint, "
+        "aggregation_rules_version string, " + LOAD_COLUMNS), ("business_date", "entity_id", "basis", "component")),
+    "adjustment_trail": TableSpec(_cols(
+        "business_date date not null, entity_id string not null, stage string not null, step int not null, "
+        "rule_id string, version int, row_key string not null, source_system string, position_id string, "
+        "component string, field string not null, value_before double, value_after double, clamped bool not null, "
+        + LOAD_COLUMNS), ("business_date", "entity_id", "stage", "row_key", "step")),
+    "lineage": TableSpec(_cols(
+        "business_date date not null, entity_id string not null, output_stage string not null, "
+        "output_key string not null, input_stage string not null, input_key string not null, role string not null, "
+        "base_contribution double, contribution double, factor_rule string, source_system string, "
+        "position_id string, source_file string, source_row bigint, rule_id string, rule_version int, "
+        + LOAD_COLUMNS), ("business_date", "entity_id", "output_stage", "output_key", "input_stage", "input_key"),
+        declare_key=False),
 }
+DUCKDB_TYPES = {"date": "DATE", "string": "VARCHAR", "double": "DOUBLE", "bigint": "BIGINT", "int": "INTEGER",
+                "bool": "BOOLEAN", "timestamp": "TIMESTAMP"}
+
+
+def create_table_sql(table: str, types: dict[str, str], suffix: str = "") -> str:
+    """CREATE TABLE IF NOT EXISTS for ``table`` with the backend's type names (``types``)."""
+    spec = TABLES[table]
+    cols = [f"{c} {types[t]}{'' if nullable else ' NOT NULL'}" for c, t, nullable in spec.columns]
+    if spec.key and spec.declare_key:
+        cols.append(f"PRIMARY KEY ({', '.join(spec.key)})")
+    return f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)}){suffix}"
+
+
+@dataclass
+class LoadResult:
+    """One table's partitions replaced: how (the method chosen), how many rows, how long."""
+
+    table: str
+    rows: int
+    method: str
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return round(self.rows / self.seconds, 1) if self.seconds else 0.0
 
 
 class Warehouse(dg.ConfigurableResource):
-    """Interface: replace whole (business_date, entity_id) partitions of a table atomically."""
+    """Interface: replace whole (business_date, entity_id) partitions of a table atomically and
+    idempotently (the rows of those partitions after a load are exactly ``rows``)."""
+
+    def load(self, table: str, rows: pa.Table, partitions: list[tuple[str, str]], run_id: str) -> LoadResult:
+        raise NotImplementedError
 
     def replace_partitions(self, table: str, rows: pa.Table, partitions: list[tuple[str, str]], run_id: str) -> int:
-        raise NotImplementedError
+        return self.load(table, rows, partitions, run_id).rows
 
     def query(self, sql: str, params: list | None = None) -> list[dict]:
         raise NotImplementedError
@@ -62,10 +115,11 @@ class DuckDBWarehouse(Warehouse):
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         return duckdb.connect(self.path, read_only=read_only)
 
-    def replace_partitions(self, table, rows, partitions, run_id):
+    def load(self, table, rows, partitions, run_id):
+        started = time.perf_counter()
         con = self._connect()
         try:
-            con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({SCHEMA_SQL[table]})")
+            con.execute(create_table_sql(table, DUCKDB_TYPES))
             columns = [c for c in rows.column_names]
             con.register("incoming", rows)
             con.execute("BEGIN TRANSACTION")
@@ -81,7 +135,7 @@ class DuckDBWarehouse(Warehouse):
                     f"INSERT INTO {table} ({cols}, loaded_at, run_id) SELECT {cols}, now(), ? FROM incoming", [run_id]
                 )
             con.execute("COMMIT")
-            return rows.num_rows
+            return LoadResult(table, rows.num_rows, "duckdb delete+insert", time.perf_counter() - started)
         except Exception:
             con.execute("ROLLBACK")
             raise

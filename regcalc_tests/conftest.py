@@ -55,3 +55,13 @@ def regcalc_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("REGCALC_WAREHOUSE_PATH", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def postgres_uri(tmp_path_factory):
+    """A real PostgreSQL 16 (the pgserver wheel) on a local socket, shared by the whole run."""
+    import pgserver
+
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()

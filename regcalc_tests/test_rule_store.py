@@ -13,15 +13,6 @@ from regcalc_assets.adjustments.model import RuleValidationError
 from regcalc_resources.rule_store import DuckDBRuleStore, GovernanceError, PostgresRuleStore
 
 
-@pytest.fixture(scope="session")
-def postgres_uri(tmp_path_factory):
-    import pgserver
-
-    server = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
-
-
 @pytest.fixture(params=["duckdb", "postgres"])
 def store(request, tmp_path):
     if request.param == "duckdb":

@@ -49,9 +49,9 @@ def _load(context, warehouse: Warehouse, events: LineageEventSink, tables: dict)
     partitions = [(business_date, e) for e in entities]
     started, wall = time.perf_counter(), time.time()
     arrow = {table: _to_arrow(df) for table, df in tables.items()}
-    loaded = {table: warehouse.replace_partitions(table, rows, partitions, context.run.run_id) for table, rows in arrow.items()}
+    loads = {table: warehouse.load(table, rows, partitions, context.run.run_id) for table, rows in arrow.items()}
     seconds = time.perf_counter() - started
-    total = sum(loaded.values())
+    total = sum(r.rows for r in loads.values())
     main = next(iter(arrow))
     fields = [(f.name, str(f.type)) for f in arrow[main].schema]
     lineage = {name: [(table, name)] for table, rows in arrow.items() for name in rows.column_names}
@@ -64,10 +64,12 @@ def _load(context, warehouse: Warehouse, events: LineageEventSink, tables: dict)
         "dagster/column_lineage": dg.TableColumnLineage(
             {n: [dg.TableColumnDep(dg.AssetKey(main), n)] for n in arrow[main].column_names}),
         **_recalc_metadata(context.run.tags, total),
-        "rows_loaded": dg.MetadataValue.json(loaded),
+        "rows_loaded": dg.MetadataValue.json({t: r.rows for t, r in loads.items()}),
+        "load_methods": dg.MetadataValue.json({t: r.method for t, r in loads.items()}),
+        "load_rows_per_second": dg.MetadataValue.json({t: r.rows_per_second for t, r in loads.items()}),
+        "method": ", ".join(sorted({r.method for r in loads.values()})),
         "load_seconds": round(seconds, 3),
         "rows_per_second": round(total / seconds, 1) if seconds else 0.0,
-        "method": "duckdb delete+insert (one transaction per table)",
     }
 
 
