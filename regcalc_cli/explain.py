@@ -157,11 +157,10 @@ def _position_row(stage_io, date: str, entity: str, position: str) -> dict:
     from regcalc_assets.enrichment.logic import classify
     from regcalc_assets.sparkapi import functions_for
 
-    path = stage_io.partition_dir("adjusted_positions", date, entity)
-    if not path.exists():
+    df = stage_io.load_partition("adjusted_positions", date, entity)
+    if df is None:
         raise ExplainError(f"no stored positions for {entity} on {date}: run `regcalc eod --date {date}` first")
     system, _, pid = position.rpartition("/")
-    df = stage_io.load_partition("adjusted_positions", date, entity)
     F, _ = functions_for(df)
     cond = F.col("position_id") == F.lit(pid)
     if system:

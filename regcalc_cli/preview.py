@@ -43,13 +43,11 @@ def candidate_rules(source: str, store) -> list[Rule]:
 
 def stored_dates(storage) -> list[str]:
     """Business dates with stored enriched positions."""
-    root = storage.asset_dir("enriched_positions")
-    return sorted(p.name.split("=", 1)[1] for p in root.glob("business_date=*")) if root.exists() else []
+    return sorted({date for date, _ in storage.store.partitions("enriched_positions")})
 
 
 def stored_entities(storage, business_date: str) -> list[str]:
-    root = storage.asset_dir("enriched_positions") / f"business_date={business_date}"
-    return sorted(p.name.split("=", 1)[1] for p in root.glob("entity_id=*"))
+    return sorted(entity for date, entity in storage.store.partitions("enriched_positions") if date == business_date)
 
 
 def _match_column(rule_id: str) -> str:
@@ -89,7 +87,7 @@ def preview(storage, store, source: str, dates: list[str] | None = None) -> list
     out = []
     for date in dates:
         entities = stored_entities(storage, date)
-        read = lambda asset: storage.engine.read_parquet([str(storage.partition_dir(asset, date, e)) for e in entities])  # noqa: E731
+        read = lambda asset: storage.engine.read_parquet([str(storage.store.read_dir(asset, date, e)) for e in entities])  # noqa: E731
         enriched, profiles = read("enriched_positions"), read("entity_profiles")
         now, _ = figures(enriched, profiles, now_rules, [])
         after, flagged = figures(enriched, profiles, with_rules, candidates)

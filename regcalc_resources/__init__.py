@@ -39,6 +39,26 @@ def build_rule_store():
     return DuckDBRuleStore(path=str(settings.regcalc_home() / "rules.duckdb"))
 
 
+def build_stage_store():
+    """S3 when REGCALC_STORAGE_ROOT is ``s3://bucket/prefix`` (dagster-aws S3Resource; an
+    S3-compatible store with REGCALC_S3_ENDPOINT_URL; credentials from the AWS environment),
+    else the local directory (default ``$REGCALC_HOME/storage``)."""
+    import os
+
+    from regcalc_resources.stage_store import LocalStageStore, S3StageStore
+
+    root = settings.storage_root()
+    if not root.startswith("s3://"):
+        return LocalStageStore(root=root)
+    from dagster_aws.s3 import S3Resource
+
+    bucket, _, prefix = root[len("s3://"):].partition("/")
+    s3 = S3Resource(endpoint_url=os.environ.get("REGCALC_S3_ENDPOINT_URL") or None,
+                    region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None)
+    return S3StageStore(s3=s3, bucket=bucket, prefix=prefix or "regcalc/stages",
+                        cache_dir=str(settings.regcalc_home() / "s3-cache"))
+
+
 def build_resources() -> dict:
     """Every resource the assets use, configured from the environment (called once, by Definitions)."""
     from regcalc_resources.openlineage import build_lineage_sink
@@ -47,7 +67,7 @@ def build_resources() -> dict:
     events = build_lineage_sink()
     return {
         "engine": engine,
-        "stage_io": PartitionedParquetIOManager(root=settings.storage_root(), engine=engine, lineage_events=events),
+        "stage_io": PartitionedParquetIOManager(store=build_stage_store(), engine=engine, lineage_events=events),
         "openlineage": events,
         "landing": LandingZone(root=dg.EnvVar("REGCALC_LANDING")),
         "warehouse": DuckDBWarehouse(path=settings.warehouse_path()),

@@ -4,7 +4,7 @@ import dagster as dg
 
 from regcalc_assets.lineage import checks
 from regcalc_assets.lineage.logic import audit_keys, completeness, derived_arrow, lineage_edges
-from regcalc_assets.lineage.wrapper import SOURCE_KEY
+from regcalc_assets.lineage.wrapper import LINEAGE_COLUMNS as KEPT
 from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_resources.engine import ComputeEngine
 
@@ -27,8 +27,7 @@ def lineage(context: dg.AssetExecutionContext, engine: ComputeEngine, landed_pos
     ``base_contribution`` and ``contribution`` are the amounts in the base and adjusted
     calculations: a figure equals the sum of its ``term`` edges (checked to the cent)."""
     audits = [
-        audit_keys("validation", landed_positions,
-                   validated_positions.select(*SOURCE_KEY).unionByName(quarantined_positions.select(*SOURCE_KEY)), SOURCE_KEY),
+        audit_keys("validation", landed_positions, validated_positions.select(*KEPT).unionByName(quarantined_positions.select(*KEPT))),
         audit_keys("enrichment", validated_positions, enriched_positions),
         audit_keys("deal_adjustments", enriched_positions, adjusted_positions),
     ]

@@ -43,13 +43,23 @@ class KeyAudit:
                 f"({self.rows_in:,} rows in, {self.rows_out:,} out); e.g. {'; '.join(self.examples)}")
 
 
-def audit_keys(stage: str, before, after, keys: tuple[str, ...] = LINEAGE_COLUMNS) -> KeyAudit:
+ROW_KEY = ("source_row",)  # a position's delivered row: unique within a date's one positions file
+
+
+def audit_keys(stage: str, before, after, keys: tuple[str, ...] = ROW_KEY) -> KeyAudit:
     """Every key of ``before`` exactly once in ``after`` and nothing else: counts of keys dropped,
-    duplicated (extra copies) and added, with a few examples, in one pass over each side."""
+    duplicated (extra copies) and added, with a few examples (``source_system/position_id`` and
+    the delivered row), in one pass over each side. The default key is the delivered row number,
+    which identifies a position within a run (one business date, one positions file) and groups
+    far faster than the text keys; the other lineage columns ride along as labels."""
     F, _ = functions_for(before)
     keys = list(keys)
-    counted_in = before.groupBy(*keys).agg(F.count(F.lit(1)).alias("_in"))
-    counted_out = after.groupBy(*keys).agg(F.count(F.lit(1)).alias("_out"))
+
+    def counted(df, name):
+        label = F.concat_ws("/", *[F.col(c) for c in ("source_system", "position_id") if c in df.columns])
+        return df.groupBy(*keys).agg(F.count(F.lit(1)).alias(name), F.max(label).alias(f"{name}_label"))
+
+    counted_in, counted_out = counted(before, "_in"), counted(after, "_out")
     joined = counted_in.join(counted_out, on=keys, how="full_outer")
     n_in, n_out = F.coalesce(F.col("_in"), F.lit(0)), F.coalesce(F.col("_out"), F.lit(0))
     dropped = F.when(n_out == F.lit(0), n_in).otherwise(F.lit(0))
@@ -65,8 +75,9 @@ def audit_keys(stage: str, before, after, keys: tuple[str, ...] = LINEAGE_COLUMN
     if not audit.passed:
         kind = (F.when(n_out == F.lit(0), F.lit("dropped")).when(n_in == F.lit(0), F.lit("not in input"))
                 .otherwise(F.concat(F.lit("x"), n_out.cast("string"))))
-        bad = joined.where(n_in != n_out).select(*keys, kind.alias("_kind")).limit(5).collect()
-        audit.examples = [f"{'/'.join(str(r[k]) for k in keys)} {r['_kind']}" for r in bad]
+        label = F.coalesce(F.col("_in_label"), F.col("_out_label"))
+        bad = joined.where(n_in != n_out).select(*keys, label.alias("_label"), kind.alias("_kind")).limit(5).collect()
+        audit.examples = [f"{r['_label']} ({', '.join(f'{k} {r[k]}' for k in keys)}) {r['_kind']}" for r in bad]
     return audit
 
 
@@ -127,12 +138,17 @@ METRIC_OPERANDS = {
 }
 
 
+def rows(df) -> list[dict]:
+    """A small frame's rows as dicts (through Arrow: far cheaper than ``collect`` on sqlframe)."""
+    return df.toArrow().to_pylist()
+
+
 def derived_edges(components, metrics) -> list[dict]:
     """Edges above the positions, from the (small) component and metric frames: a rule's net
     change to a component or a total (input ``adjustment_rules``, key ``RULE@vN``), each metric's
     terms and operands. Base and adjusted values side by side, as in ``position_edges``."""
-    comps = {(r["business_date"], r["entity_id"], r["basis"], r["component"]): r.asDict() for r in components.collect()}
-    mets = {(r["business_date"], r["entity_id"], r["basis"]): r.asDict() for r in metrics.collect()}
+    comps = {(r["business_date"], r["entity_id"], r["basis"], r["component"]): r for r in rows(components)}
+    mets = {(r["business_date"], r["entity_id"], r["basis"]): r for r in rows(metrics)}
     edges: list[dict] = []
 
     def edge(date, entity, out_stage, out_key, in_stage, in_key, role, base, adjusted, rule=None):
@@ -227,7 +243,7 @@ def completeness(edges, components, metrics) -> Completeness:
     for r in edges.where(F.col("role") != F.lit(TERM)).collect():
         ops.setdefault((r["business_date"], r["entity_id"], r["output_key"]), {})[r["role"]] = r
     failures, checked = [], 0
-    for r in components.collect():
+    for r in rows(components):
         checked += 1
         traced_sum = sums.get((r["business_date"], r["entity_id"], COMPONENTS_STAGE, r["component"]))
         total = 0.0 if traced_sum is None else (traced_sum["base"] if r["basis"] == "base" else traced_sum["adjusted"]) or 0.0
@@ -237,7 +253,7 @@ def completeness(edges, components, metrics) -> Completeness:
         count = 0 if traced_sum is None else traced_sum["positions"]
         if count != r["position_count"]:
             failures.append(f"{where}: {r['position_count']} positions aggregated, {count} traced")
-    for r in metrics.collect():
+    for r in rows(metrics):
         column = "base_contribution" if r["basis"] == "base" else "contribution"
         for metric in METRIC_TERMS:
             checked += 1

@@ -8,20 +8,18 @@ import dagster as dg
 
 from regcalc_assets.partitions import DATE_ENTITY, run_scope
 from regcalc_resources.openlineage import LineageEventSink
-from regcalc_resources.warehouse import Warehouse
+from regcalc_resources.warehouse import LOAD_COLUMN_NAMES, TABLES, Warehouse
 
 
-def _to_arrow(df):
-    """The frame as an Arrow table, without its nested adjustment_trail column (the trail has its
-    own table)."""
-    from regcalc_assets.adjustments.logic import TRAIL
+def _changes_by_rule(files: list[str]) -> dict[str, int]:
+    """Trail rows (changed values, clamps included) per ``rule_id@vN``, from the staged trail."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    return df.drop(TRAIL).toArrow() if TRAIL in df.columns else df.toArrow()
-
-
-def _changes_by_rule(trail) -> dict[str, int]:
-    """Trail rows (changed values, clamps included) per ``rule_id@vN``."""
-    counts = trail.group_by(["rule_id", "version"]).aggregate([("field", "count")]).to_pylist()
+    parts = [pq.read_table(f, columns=["rule_id", "version", "field"]) for f in files]
+    if not parts:
+        return {}
+    counts = pa.concat_tables(parts).group_by(["rule_id", "version"]).aggregate([("field", "count")]).to_pylist()
     return {f"{r['rule_id']}@v{r['version']}": r["field_count"] for r in sorted(counts, key=lambda r: (str(r["rule_id"]), r["version"] or 0))}
 
 
@@ -41,28 +39,34 @@ def _recalc_metadata(tags: dict, rows: int) -> dict:
     }
 
 
-def _load(context, warehouse: Warehouse, events: LineageEventSink, tables: dict) -> tuple[dict, dict]:
-    """Replace the run's partitions of each warehouse table (named as the asset it loads); (Arrow
-    tables, metadata with the first table's schema and column lineage). One OpenLineage
+def _load(context, tables: list[str]) -> tuple[dict, dict]:
+    """Replace the run's partitions of each warehouse table from the stage asset of the same
+    name, read from its staged Parquet files; (files per table, metadata: load method, rows and
+    speed per table, the first table's schema and column lineage). One OpenLineage
     materialization is emitted for the load."""
+    import pyarrow.parquet as pq
+
+    warehouse: Warehouse = context.resources.warehouse
+    events: LineageEventSink = context.resources.openlineage
     business_date, entities = run_scope(context)
     partitions = [(business_date, e) for e in entities]
     started, wall = time.perf_counter(), time.time()
-    arrow = {table: _to_arrow(df) for table, df in tables.items()}
-    loads = {table: warehouse.load(table, rows, partitions, context.run.run_id) for table, rows in arrow.items()}
+    files = {table: context.resources.stage_io.partition_files(table, partitions) for table in tables}
+    loads = {table: warehouse.load_files(table, files[table], partitions, context.run.run_id) for table in tables}
     seconds = time.perf_counter() - started
     total = sum(r.rows for r in loads.values())
-    main = next(iter(arrow))
-    fields = [(f.name, str(f.type)) for f in arrow[main].schema]
-    lineage = {name: [(table, name)] for table, rows in arrow.items() for name in rows.column_names}
+    main = tables[0]
+    names = [c for c in TABLES[main].names if c not in LOAD_COLUMN_NAMES]
+    stored = pq.read_schema(files[main][0]) if files[main] else None
+    fields = [(n, str(stored.field(n).type) if stored is not None else "unknown") for n in names]
+    lineage = {n: [(t, n)] for t in tables for n in TABLES[t].names if n not in LOAD_COLUMN_NAMES}
     events.emit_materialization(
-        job_name=context.run.job_name, run_id=context.run.run_id, asset=context.asset_key.path[-1], inputs=sorted(arrow),
+        job_name=context.run.job_name, run_id=context.run.run_id, asset=context.asset_key.path[-1], inputs=sorted(tables),
         partitions=[f"{d}|{e}" for d, e in partitions], fields=fields, column_lineage=lineage, row_count=total,
         started_at=dt.datetime.fromtimestamp(wall, dt.timezone.utc), ended_at=dt.datetime.now(dt.timezone.utc))
-    return arrow, {
+    return files, {
         "dagster/column_schema": dg.TableSchema([dg.TableColumn(n, t) for n, t in fields]),
-        "dagster/column_lineage": dg.TableColumnLineage(
-            {n: [dg.TableColumnDep(dg.AssetKey(main), n)] for n in arrow[main].column_names}),
+        "dagster/column_lineage": dg.TableColumnLineage({n: [dg.TableColumnDep(dg.AssetKey(main), n)] for n in names}),
         **_recalc_metadata(context.run.tags, total),
         "rows_loaded": dg.MetadataValue.json({t: r.rows for t, r in loads.items()}),
         "load_methods": dg.MetadataValue.json({t: r.method for t, r in loads.items()}),
@@ -73,25 +77,28 @@ def _load(context, warehouse: Warehouse, events: LineageEventSink, tables: dict)
     }
 
 
-@dg.asset(partitions_def=DATE_ENTITY, group_name="publication", kinds={"duckdb"})
-def warehouse_liquidity(context: dg.AssetExecutionContext, warehouse: Warehouse, openlineage: LineageEventSink,
-                        liquidity_metrics, liquidity_components, adjustment_trail):
+# the loaders read the staged Parquet of the stage assets, so they take the stage store's IO
+# manager as a resource (with the warehouse and the OpenLineage sink), not the frames as inputs
+PUBLISH = dict(partitions_def=DATE_ENTITY, group_name="publication", kinds={"duckdb"},
+               required_resource_keys={"stage_io", "warehouse", "openlineage"})
+
+
+@dg.asset(**PUBLISH, deps=["liquidity_metrics", "liquidity_components", "adjustment_trail"])
+def warehouse_liquidity(context: dg.AssetExecutionContext):
     """Warehouse tables ``liquidity_metrics`` (one row per business_date x entity_id x basis),
     ``liquidity_components`` (one row per business_date x entity_id x basis x component) and
     ``adjustment_trail`` (one row per value a rule changed) for BI. Each
     (date, entity) partition is deleted and re-inserted in one transaction, so a re-run leaves
     exactly one copy."""
-    arrow, meta = _load(context, warehouse, openlineage, {"liquidity_metrics": liquidity_metrics,
-                                             "liquidity_components": liquidity_components,
-                                             "adjustment_trail": adjustment_trail})
-    return dg.MaterializeResult(metadata={**meta, "changes_by_rule": dg.MetadataValue.json(_changes_by_rule(arrow["adjustment_trail"]))})
+    files, meta = _load(context, ["liquidity_metrics", "liquidity_components", "adjustment_trail"])
+    return dg.MaterializeResult(metadata={**meta, "changes_by_rule": dg.MetadataValue.json(_changes_by_rule(files["adjustment_trail"]))})
 
 
-@dg.asset(partitions_def=DATE_ENTITY, group_name="publication", kinds={"duckdb"})
-def warehouse_lineage(context: dg.AssetExecutionContext, warehouse: Warehouse, openlineage: LineageEventSink, lineage):
+@dg.asset(**PUBLISH, deps=["lineage"])
+def warehouse_lineage(context: dg.AssetExecutionContext):
     """Warehouse table ``lineage``: one row per edge from an output key (a metric, a component) to
     an input key (a component, a position, a rule), as the lineage asset holds it, so BI drills
     from a ratio to its components to the positions and their delivered file and row. Each
     (date, entity) partition is replaced in one transaction."""
-    _, meta = _load(context, warehouse, openlineage, {"lineage": lineage})
+    _, meta = _load(context, ["lineage"])
     return dg.MaterializeResult(metadata=meta)

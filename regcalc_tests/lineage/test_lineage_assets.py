@@ -49,7 +49,7 @@ def test_a_stage_that_drops_or_duplicates_a_key_fails_the_lineage_check_naming_i
     messages = {stage: value.value for stage, value in keys.metadata.items()}
     assert messages["validation"] == "stage 'validation': all 25 keys preserved"
     assert messages["enrichment"].startswith("lineage check failed at stage 'enrichment': 1 key(s) dropped, 0 duplicated")
-    assert "TREASURY" not in messages["enrichment"] and "UK-0009" in messages["enrichment"]
+    assert "DEPOSITS/UK-0009 (source_row 9) dropped" in messages["enrichment"]
     assert messages["deal_adjustments"].startswith("lineage check failed at stage 'deal_adjustments': 0 key(s) dropped, 1 duplicated")
     assert "UK-0003" in messages["deal_adjustments"] and "x2" in messages["deal_adjustments"]
     # blocking: the warehouse does not get lineage that failed its check
