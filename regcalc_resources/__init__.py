@@ -59,6 +59,22 @@ def build_stage_store():
                         cache_dir=str(settings.regcalc_home() / "s3-cache"))
 
 
+def build_warehouse() -> Warehouse:
+    """Amazon Redshift when REGCALC_REDSHIFT_DSN is set, PostgreSQL when REGCALC_WAREHOUSE_DSN is,
+    else the embedded DuckDB file. Credentials stay in the environment (dg.EnvVar)."""
+    import os
+
+    if os.environ.get("REGCALC_REDSHIFT_DSN"):
+        from regcalc_resources.warehouse_redshift import RedshiftWarehouse
+
+        return RedshiftWarehouse.from_env()
+    if os.environ.get("REGCALC_WAREHOUSE_DSN"):
+        from regcalc_resources.warehouse_postgres import PostgresWarehouse
+
+        return PostgresWarehouse(dsn=dg.EnvVar("REGCALC_WAREHOUSE_DSN"))
+    return DuckDBWarehouse(path=settings.warehouse_path())
+
+
 def build_resources() -> dict:
     """Every resource the assets use, configured from the environment (called once, by Definitions)."""
     from regcalc_resources.openlineage import build_lineage_sink
@@ -70,6 +86,24 @@ def build_resources() -> dict:
         "stage_io": PartitionedParquetIOManager(store=build_stage_store(), engine=engine, lineage_events=events),
         "openlineage": events,
         "landing": LandingZone(root=dg.EnvVar("REGCALC_LANDING")),
-        "warehouse": DuckDBWarehouse(path=settings.warehouse_path()),
+        "warehouse": build_warehouse(),
         "rules": build_rule_store(),
     }
+
+
+def resolved(resource):
+    """A resource with its ``dg.EnvVar`` fields read from the environment, for direct use outside
+    a Dagster run (the command line); resources that cannot be initialized alone are returned as is."""
+    try:
+        return resource.process_config_and_initialize()
+    except dg.DagsterInvariantViolationError:
+        return resource
+    except Exception as exc:  # noqa: BLE001 - Dagster raises CheckError for IO managers with teardown
+        if "from_resource_context_cm" in str(exc):
+            return resource
+        raise
+
+
+def cli_resources() -> dict:
+    """``build_resources()`` resolved for the command line."""
+    return {key: resolved(resource) for key, resource in build_resources().items()}

@@ -69,6 +69,7 @@ class DuckDBEngine(ComputeEngine):
 
     threads: int | None = Field(default=None, description="DuckDB worker threads (default: all cores)")
     memory_limit: str | None = Field(default=None, description="e.g. '8GB'")
+    target_file_size: str = Field(default="128MB", description="Parquet files are cut at about this size (the design's 128 MB)")
 
     def session(self):
         def build():
@@ -172,7 +173,7 @@ class DuckDBEngine(ComputeEngine):
         self._conn().execute(
             f"COPY ({query}) TO {_sql_str(dest_dir)} "
             f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({date_dir}, {entity_dir}), OVERWRITE_OR_IGNORE true, "
-            f"ROW_GROUP_SIZE 1000000)"
+            f"ROW_GROUP_SIZE 1000000, FILE_SIZE_BYTES {_sql_str(self.target_file_size)})"
         )
 
     def write_empty(self, df, dest_dir: str) -> None:

@@ -5,14 +5,18 @@ One ``load`` is one transaction on one connection:
 1. ``CREATE TABLE IF NOT EXISTS`` the table (from the backend-neutral ``TABLES`` spec);
 2. ``CREATE TEMP TABLE ... (LIKE table INCLUDING DEFAULTS) ON COMMIT DROP`` (NOT NULL is copied,
    so bad rows fail here, before the table is touched);
-3. ``COPY staging (cols) FROM STDIN (FORMAT CSV)``, the Arrow rows rendered to CSV by Arrow's C++
-   writer in large chunks (measured faster than binary COPY fed row by row from Python);
+3. ``COPY staging (cols) FROM STDIN (FORMAT BINARY)``, the Arrow rows encoded to PostgreSQL's binary
+   COPY format column by column with Arrow compute kernels (no Python loop over rows);
 4. ``DELETE`` the (business_date, entity_id) partitions, ``INSERT ... SELECT`` the staging rows with
    ``loaded_at = now()`` and ``run_id``; ``COMMIT``.
 
 Until the commit nothing is visible to readers, so an error or a killed process at any point
 leaves the previous version of every partition exactly as it was (PostgreSQL rolls the
 transaction back when the client connection goes away).
+
+Why binary: on 1M rows PostgreSQL parses binary COPY about twice as fast as CSV (no text to
+number conversions), and this encoder is as fast as Arrow's CSV writer; psycopg's per-row
+``write_row`` is several times slower than either.
 """
 
 from __future__ import annotations
@@ -20,36 +24,104 @@ from __future__ import annotations
 import re
 import time
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from regcalc_resources.warehouse import TABLES, LoadResult, Warehouse, create_table_sql
+from regcalc_resources.warehouse import LOAD_COLUMN_NAMES, TABLES, LoadResult, Warehouse, create_table_sql
 
 POSTGRES_TYPES = {"date": "DATE", "string": "TEXT", "double": "DOUBLE PRECISION", "bigint": "BIGINT",
                   "int": "INTEGER", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
-METHOD = "postgresql copy csv + delete/insert swap"
+ARROW_TYPES = {"date": pa.date32(), "string": pa.string(), "double": pa.float64(), "bigint": pa.int64(),
+               "int": pa.int32(), "bool": pa.bool_(), "timestamp": pa.timestamp("us", "UTC")}
+METHOD = "postgresql copy binary + delete/insert swap"
+
 # A single-quoted literal, a double-quoted identifier, or one placeholder/percent sign.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[?%]")
 
 
 def to_pyformat(sql: str) -> str:
-    """DuckDB-style ``?`` placeholders as psycopg ``%s`` (``%`` escaped as ``%%``), outside quoted
-    literals and identifiers. ``CAST(? AS DATE)`` becomes ``CAST(%s AS DATE)``, which PostgreSQL
-    types from the cast. SQL already written with ``%s`` is returned unchanged."""
+    """DuckDB-style ``?`` placeholders as psycopg ``%s``: ``?`` outside quoted literals and
+    identifiers, and every ``%`` escaped as ``%%`` (psycopg reads them inside literals too).
+    ``CAST(? AS DATE)`` becomes ``CAST(%s AS DATE)``, which PostgreSQL types from the cast. SQL
+    already written with ``%s`` is returned unchanged."""
     if "%s" in sql:
         return sql
-    return _TOKENS.sub(lambda m: {"?": "%s", "%": "%%"}.get(m.group(0), m.group(0)), sql)
+    return _TOKENS.sub(lambda m: "%s" if m.group(0) == "?" else m.group(0).replace("%", "%%"), sql)
 
 
-def _csv_chunks(rows: pa.Table, chunk_rows: int):
-    """The rows as headerless CSV, ``chunk_rows`` at a time (nulls unquoted-empty, strings quoted,
-    which is what PostgreSQL's CSV format reads as NULL and as text)."""
-    import pyarrow.csv as pacsv
+# --- Arrow -> PostgreSQL binary COPY ----------------------------------------------------------
+# The stream: signature, flags and extension length; per row an int16 field count, then per
+# field an int32 byte length (-1: NULL) and the value in network byte order; an int16 -1 trailer.
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+COPY_TRAILER = b"\xff\xff"
+_NULL = pa.scalar(b"\xff\xff\xff\xff", pa.binary())
+_WIRE = {pa.date32(): ">i4", pa.int32(): ">i4", pa.int64(): ">i8", pa.float64(): ">f8", pa.bool_(): "u1",
+         pa.timestamp("us", "UTC"): ">i8"}
+_PG_EPOCH_DAYS, _PG_EPOCH_US = 10_957, 946_684_800_000_000  # 2000-01-01 after 1970-01-01
 
-    options = pacsv.WriteOptions(include_header=False, batch_size=chunk_rows)
+
+def _fixed_binary(values: np.ndarray) -> pa.Array:
+    """Each element of ``values`` (its raw bytes) as one binary value."""
+    return pa.Array.from_buffers(pa.binary(values.dtype.itemsize), len(values),
+                                 [None, pa.py_buffer(values.tobytes())]).cast(pa.binary())
+
+
+def _wire_fields(col: pa.Array) -> list[pa.Array]:
+    """One column's (length, value) fields, as binary arrays to concatenate row-wise."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        lengths = pc.fill_null(pc.binary_length(col), -1).to_numpy().astype(">i4")
+        return [_fixed_binary(lengths), col.cast(pa.binary())]  # a NULL value joins as b""
+    wire = np.dtype(_WIRE[col.type])
+    if pa.types.is_date32(col.type):
+        values = pc.fill_null(col.cast(pa.int32()), 0).to_numpy() - _PG_EPOCH_DAYS
+    elif pa.types.is_timestamp(col.type):
+        values = pc.fill_null(col.cast(pa.int64()), 0).to_numpy() - _PG_EPOCH_US
+    else:
+        values = pc.fill_null(col, False if pa.types.is_boolean(col.type) else 0).to_numpy(zero_copy_only=False)
+    field = np.empty(len(col), dtype=[("length", ">i4"), ("value", wire)])
+    field["length"], field["value"] = wire.itemsize, values
+    out = _fixed_binary(field)
+    return [pc.if_else(pc.is_valid(col), out, _NULL) if col.null_count else out]
+
+
+def binary_copy_chunks(rows: pa.Table, chunk_rows: int):
+    """``rows`` (already of ``ARROW_TYPES``) as a binary COPY stream, ``chunk_rows`` rows per
+    buffer: each buffer is the values region of one Arrow binary array holding whole rows."""
+    yield COPY_SIGNATURE
     for batch in rows.to_batches(max_chunksize=chunk_rows):
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(batch, sink, options)
-        yield memoryview(sink.getvalue())
+        fields = [_fixed_binary(np.full(batch.num_rows, batch.num_columns, dtype=">i2"))]
+        for col in batch.columns:
+            fields += _wire_fields(col)
+        tuples = pc.binary_join_element_wise(*fields, pa.scalar(b"", pa.binary()),
+                                             null_handling="replace", null_replacement=b"")
+        offsets = np.frombuffer(tuples.buffers()[1], dtype=np.int32, count=len(tuples) + 1, offset=4 * tuples.offset)
+        yield memoryview(tuples.buffers()[2])[offsets[0]:offsets[-1]]
+    yield COPY_TRAILER
+
+
+def _as_table_types(table: str, rows: pa.Table, columns: list[str]) -> pa.Table:
+    """The incoming columns cast to the table's types (an impossible cast, e.g. text in an int
+    column or an int32 overflow, raises here, before the database is touched)."""
+    logical = {c: t for c, t, _ in TABLES[table].columns}
+    out = []
+    for name in columns:
+        col, want = rows.column(name), ARROW_TYPES[logical[name]]
+        out.append(col if col.type == want or (want == pa.string() and pa.types.is_large_string(col.type))
+                   else col.cast(want))
+    return pa.table(out, names=columns)
+
+
+def _abort_when_client_dies(conn) -> None:
+    """Have the server check the client socket every second while a statement runs (PostgreSQL
+    14+, where the OS supports it): a load whose process was killed is rolled back at once,
+    instead of after its INSERT has run to the end holding the partitions' row locks."""
+    import psycopg
+
+    try:
+        conn.execute("SET client_connection_check_interval = 1000")
+    except psycopg.Error:
+        pass
 
 
 class PostgresWarehouse(Warehouse):
@@ -57,7 +129,7 @@ class PostgresWarehouse(Warehouse):
     ``dg.EnvVar("REGCALC_WAREHOUSE_DSN")``: it holds credentials and is never logged)."""
 
     dsn: str
-    copy_chunk_rows: int = 250_000  # rows rendered to CSV and sent per COPY write
+    copy_chunk_rows: int = 100_000  # rows encoded and sent per COPY write
 
     def _connect(self, **kwargs):
         import psycopg
@@ -67,26 +139,32 @@ class PostgresWarehouse(Warehouse):
     def load(self, table, rows, partitions, run_id):
         """Replace ``partitions`` of ``table`` with ``rows`` in one transaction (see the module)."""
         started = time.perf_counter()
-        names = TABLES[table].names
-        columns = [c for c in rows.column_names if c not in ("loaded_at", "run_id")]
-        if unknown := sorted(set(columns) - set(names)):
+        columns = [c for c in rows.column_names if c not in LOAD_COLUMN_NAMES]
+        if unknown := sorted(set(columns) - set(TABLES[table].names)):
             raise ValueError(f"{table} has no columns {unknown}")
-        cols = ", ".join(columns)
+        rows = _as_table_types(table, rows, columns)
         dates, entities = [str(d) for d, _ in partitions], [str(e) for _, e in partitions]
-        with self._connect(autocommit=True) as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute(create_table_sql(table, POSTGRES_TYPES))
-            if rows.num_rows:
-                cur.execute(f"CREATE TEMP TABLE staging_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
-                with cur.copy(f"COPY staging_{table} ({cols}) FROM STDIN (FORMAT CSV)") as copy:
-                    for chunk in _csv_chunks(rows.select(columns), self.copy_chunk_rows):
-                        copy.write(chunk)
-            cur.execute(
-                f"DELETE FROM {table} WHERE (business_date, entity_id) IN "
-                "(SELECT * FROM unnest(%s::date[], %s::text[]))", [dates, entities])
-            if rows.num_rows:
-                cur.execute(f"INSERT INTO {table} ({cols}, loaded_at, run_id) "
-                            f"SELECT {cols}, now(), %s FROM staging_{table}", [run_id])
+        with self._connect(autocommit=True) as conn:
+            _abort_when_client_dies(conn)
+            with conn.transaction(), conn.cursor() as cur:
+                self._swap(cur, table, rows, dates, entities, run_id, self.copy_chunk_rows)
         return LoadResult(table, rows.num_rows, METHOD, time.perf_counter() - started)
+
+    @staticmethod
+    def _swap(cur, table, rows, dates, entities, run_id, chunk_rows) -> None:
+        """Create the table if missing, stage the rows, delete the partitions, insert the rows."""
+        cols = ", ".join(rows.column_names)
+        cur.execute(create_table_sql(table, POSTGRES_TYPES))
+        if rows.num_rows:
+            cur.execute(f"CREATE TEMP TABLE staging_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+            with cur.copy(f"COPY staging_{table} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                for chunk in binary_copy_chunks(rows, chunk_rows):
+                    copy.write(chunk)
+        cur.execute(f"DELETE FROM {table} WHERE (business_date, entity_id) IN "
+                    "(SELECT * FROM unnest(%s::date[], %s::text[]))", [dates, entities])
+        if rows.num_rows:
+            cur.execute(f"INSERT INTO {table} ({cols}, loaded_at, run_id) "
+                        f"SELECT {cols}, now(), %s FROM staging_{table}", [run_id])
 
     def query(self, sql, params=None):
         """Rows of ``sql`` as dicts, on a new connection; ``?`` or ``%s`` placeholders."""

@@ -1,0 +1,49 @@
+"""The EOD with PostgreSQL as the warehouse (configuration only: REGCALC_WAREHOUSE_DSN), on a real
+PostgreSQL server: the golden figures, the load metadata, and the command line reading it back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_golden_eod_loads_postgresql_and_the_cli_reads_it(golden, regcalc_home, monkeypatch, postgres_uri):
+    import dagster as dg
+    import psycopg
+    from click.testing import CliRunner
+
+    from regcalc_cli.eod import run_eod
+    from regcalc_cli.instance import get_instance
+    from regcalc_cli.main import cli
+
+    with psycopg.connect(postgres_uri, autocommit=True) as con:
+        for table in ("liquidity_metrics", "liquidity_components", "adjustment_trail", "lineage"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    monkeypatch.setenv("REGCALC_ENGINE", "duckdb")
+    monkeypatch.setenv("REGCALC_WAREHOUSE_DSN", postgres_uri)
+    instance = get_instance()
+    result = run_eod(instance, "2024-06-28", str(golden / "landing"))
+    assert result.success, result.error
+
+    with psycopg.connect(postgres_uri) as con:
+        rows = con.execute("SELECT entity_id, basis, lcr, nsfr FROM liquidity_metrics ORDER BY entity_id, basis").fetchall()
+        edges = con.execute("SELECT count(*) FROM lineage WHERE input_stage = 'adjusted_positions'").fetchone()[0]
+        aggregated = con.execute("SELECT sum(position_count) FROM liquidity_components WHERE basis = 'adjusted'").fetchone()[0]
+    # expected_base.csv (no rules: adjusted = base)
+    assert [(e, b) for e, b, _, _ in rows] == [("LE_UK", "adjusted"), ("LE_UK", "base"), ("LE_US", "adjusted"), ("LE_US", "base")]
+    assert rows[1][2] == pytest.approx(11.912166780588) and rows[3][3] == pytest.approx(1.822102098454)
+    assert edges == aggregated > 42, "one lineage edge per (position, component) the components counted"
+
+    [load] = instance.fetch_materializations(dg.AssetKey("warehouse_liquidity"), limit=1).records
+    meta = load.asset_materialization.metadata
+    assert meta["rows_loaded"].value == {"liquidity_metrics": 4, "liquidity_components": 32, "adjustment_trail": 0}
+    assert all(m.startswith("postgresql") for m in meta["load_methods"].value.values())
+    assert meta["rows_per_second"].value > 0
+
+    out = CliRunner().invoke(cli, ["report", "--date", "2024-06-28", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert {r["entity_id"]: r["lcr"] for r in json.loads(out.output)} == {
+        "LE_UK": pytest.approx(11.912166780588), "LE_US": pytest.approx(7.001712328767)}
