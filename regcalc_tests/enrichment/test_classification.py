@@ -31,7 +31,7 @@ INPUT_SCHEMA = (
     "operational boolean, performing boolean, risk_weight double, encumbered_until date, "
     "counterparty_type string, security_hqla_level string, issuer_type string, "
     "security_maturity_date date, price double, fx_rate double, reporting_currency string, "
-    "reporting_fx_rate double"
+    "reporting_fx_rate double, source_file string, source_row bigint"
 )
 INPUT_COLUMNS = [part.strip().split(" ")[0] for part in INPUT_SCHEMA.split(",")]
 OUTPUT_FIELDS = [
@@ -70,6 +70,7 @@ def position(pid: str, product: str, *, cpty=None, level=_UNSET, mat=None, enc=N
         "counterparty_type": None, "security_hqla_level": None, "issuer_type": None,
         "security_maturity_date": None, "price": None, "fx_rate": 1.0,
         "reporting_currency": "USD", "reporting_fx_rate": 1.0,
+        "source_file": "positions.csv", "source_row": None,  # numbered in delivery order below
     }
     if cpty is not None:
         row["counterparty_id"] = f"CP-{cpty}"
@@ -619,8 +620,9 @@ def expected_days_to_maturity(row: dict):
 
 @pytest.fixture(scope="module")
 def enriched(spark):
+    delivered = [{**ROWS[cid], "source_row": n} for n, cid in enumerate(CASE_IDS, start=1)]
     df = spark.createDataFrame(
-        [tuple(ROWS[cid][col] for col in INPUT_COLUMNS) for cid in CASE_IDS],
+        [tuple(row[col] for col in INPUT_COLUMNS) for row in delivered],
         schema=INPUT_SCHEMA,
     )
     out = enrich_positions(df)
@@ -659,7 +661,7 @@ def test_input_values_pass_through(enriched):
     pid = "fx/SECURITY/EUR-to-GBP"
     actual = enriched["rows"][pid]
     for col in INPUT_COLUMNS:
-        want = ROWS[pid][col]
+        want = CASE_IDS.index(pid) + 1 if col == "source_row" else ROWS[pid][col]
         if isinstance(want, float):
             assert actual[col] == pytest.approx(want), col
         else:
