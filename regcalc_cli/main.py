@@ -103,9 +103,9 @@ def report(business_date, fmt, base):
     """One row per entity: HQLA, outflows, inflows, LCR, ASF, RSF, NSFR, position counts, and the
     LCR / NSFR variance that adjustments cause."""
     from regcalc_cli.report import fetch_report, render
-    from regcalc_resources import cli_resources
+    from regcalc_resources import cli_resource
 
-    rows = fetch_report(cli_resources()["warehouse"], _date(business_date), "base" if base else "adjusted")
+    rows = fetch_report(cli_resource("warehouse"), _date(business_date), "base" if base else "adjusted")
     if not rows:
         click.echo(f"no figures for {business_date}: run `regcalc eod --date {business_date}` first", err=True)
         sys.exit(1)
@@ -125,11 +125,10 @@ def explain(business_date, entity, metric, component, position, base, top, fmt):
     """Drill down from a ratio to its components, their largest positions, the factor-table and
     liquidity-rules.md rows behind each factor, and the adjustments that changed them."""
     from regcalc_cli.explain import ExplainError, explain as build, render, to_json
-    from regcalc_resources import cli_resources
+    from regcalc_resources import cli_resource
 
-    resources = cli_resources()
     try:
-        result = build(resources["warehouse"], resources["stage_io"], _date(business_date), entity, metric, component,
+        result = build(cli_resource("warehouse"), cli_resource("stage_io"), _date(business_date), entity, metric, component,
                        position, "base" if base else "adjusted", top)
     except ExplainError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -150,13 +149,13 @@ def demo(landing, start_date, days, entities, positions):
     from regcalc_cli.eod import run_eod
     from regcalc_cli.instance import get_instance
     from regcalc_cli.report import fetch_report, render
-    from regcalc_resources import cli_resources
+    from regcalc_resources import cli_resource
     from regcalc_resources.settings import regcalc_home
 
     root = Path(landing or regcalc_home() / "demo-landing").resolve()
     generate_landing(root, dt.date.fromisoformat(_date(start_date)), days, entities, positions, seed=7)
     instance = get_instance()
-    warehouse = cli_resources()["warehouse"]
+    warehouse = cli_resource("warehouse")
     for business_date in available_dates(str(root)):
         result = run_eod(instance, business_date, str(root))
         click.echo(f"\n== {business_date}: {'ok' if result.success else 'FAILED'} in {result.seconds:.1f}s ==")

@@ -114,10 +114,10 @@ def preview(source, dates, fmt):
     stored results; writes nothing."""
     from regcalc_assets.adjustments.model import RuleValidationError
     from regcalc_cli import preview as pv
-    from regcalc_resources import cli_resources
+    from regcalc_resources import cli_resource
 
     try:
-        rows = pv.preview(cli_resources()["stage_io"], _store(), source, list(dates))
+        rows = pv.preview(cli_resource("stage_io"), _store(), source, list(dates))
     except (pv.PreviewError, RuleValidationError, yaml.YAMLError, json.JSONDecodeError) as exc:
         _fail(exc)
     click.echo(json.dumps(rows, indent=2) if fmt == "json" else pv.render(rows))

@@ -104,6 +104,7 @@ def resolved(resource):
         raise
 
 
-def cli_resources() -> dict:
-    """``build_resources()`` resolved for the command line."""
-    return {key: resolved(resource) for key, resource in build_resources().items()}
+def cli_resource(key: str):
+    """One of ``build_resources()`` resolved for the command line (only the one asked for: the
+    others may need variables this command does not, such as REGCALC_LANDING for a report)."""
+    return resolved(build_resources()[key])
