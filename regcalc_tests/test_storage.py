@@ -45,18 +45,6 @@ class FailingSecondUpload(S3StageStore):
         return client
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    """A real S3 API (moto's server) on a loopback port."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture()
 def s3_store_factory(moto_endpoint, tmp_path, monkeypatch):
     import boto3
@@ -154,31 +142,3 @@ def test_s3_partition_swaps_atomically_and_a_failed_upload_keeps_the_previous(s3
     fresh_reader = manager(s3_store_factory(cache="cache3"), engine)
     assert read(fresh_reader) == [2.0], "a new reader still gets the previous version, whole"
     assert json.loads(client.get_object(Bucket=BUCKET, Key=pointer_key)["Body"].read())["version"] == pointer["version"]
-
-
-@pytest.mark.slow
-def test_golden_eod_with_every_stage_on_s3(golden, regcalc_home, monkeypatch, s3_store_factory, moto_endpoint):
-    """The whole EOD with stage storage on S3 (configuration only): the golden figures, every
-    stage's partitions behind S3 pointers, nothing under the local storage directory."""
-    import boto3
-
-    from regcalc_cli.eod import run_eod
-    from regcalc_cli.instance import get_instance
-    from regcalc_cli.report import fetch_report
-    from regcalc_resources import build_resources
-
-    monkeypatch.setenv("REGCALC_ENGINE", "duckdb")
-    monkeypatch.setenv("REGCALC_STORAGE_ROOT", f"s3://{BUCKET}/golden-eod")
-    monkeypatch.setenv("REGCALC_S3_ENDPOINT_URL", moto_endpoint)
-    result = run_eod(get_instance(), "2024-06-28", str(golden / "landing"))
-    assert result.success, result.error
-    rows = {r["entity_id"]: r for r in fetch_report(build_resources()["warehouse"], "2024-06-28", "base")}
-    # expected_base.csv of the golden example
-    assert rows["LE_UK"]["lcr"] == pytest.approx(11.912166780588, rel=1e-9)
-    assert rows["LE_US"]["nsfr"] == pytest.approx(1.822102098454, rel=1e-9)
-    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
-    pointers = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="golden-eod/")
-                for o in page.get("Contents", []) if o["Key"].endswith("/_CURRENT")]
-    assert "golden-eod/lineage/business_date=2024-06-28/entity_id=LE_UK/_CURRENT" in pointers
-    assert len(pointers) == 11 * 2 + 1  # 11 stages x 2 entities + the date-level quarantine
-    assert not (regcalc_home / "storage").exists()

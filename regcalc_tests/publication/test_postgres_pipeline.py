@@ -1,5 +1,7 @@
-"""The EOD with PostgreSQL as the warehouse (configuration only: REGCALC_WAREHOUSE_DSN), on a real
-PostgreSQL server: the golden figures, the load metadata, and the command line reading it back."""
+"""The EOD at bank-scale settings, by configuration only: every stage stored on S3 (a real moto
+server on loopback; REGCALC_STORAGE_ROOT=s3://...) and PostgreSQL as the warehouse (a real server;
+REGCALC_WAREHOUSE_DSN): the golden figures, the load metadata, the S3 layout, and the command
+line reading it back."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_golden_eod_loads_postgresql_and_the_cli_reads_it(golden, regcalc_home, monkeypatch, postgres_uri):
+def test_golden_eod_on_s3_loads_postgresql_and_the_cli_reads_it(golden, regcalc_home, monkeypatch, postgres_uri,
+                                                                 moto_endpoint):
+    import boto3
     import dagster as dg
     import psycopg
     from click.testing import CliRunner
@@ -24,6 +28,13 @@ def test_golden_eod_loads_postgresql_and_the_cli_reads_it(golden, regcalc_home, 
             con.execute(f"DROP TABLE IF EXISTS {table}")
     monkeypatch.setenv("REGCALC_ENGINE", "duckdb")
     monkeypatch.setenv("REGCALC_WAREHOUSE_DSN", postgres_uri)
+    monkeypatch.setenv("REGCALC_STORAGE_ROOT", "s3://regcalc-golden/stages")
+    monkeypatch.setenv("REGCALC_S3_ENDPOINT_URL", moto_endpoint)
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    if "regcalc-golden" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="regcalc-golden")
     instance = get_instance()
     result = run_eod(instance, "2024-06-28", str(golden / "landing"))
     assert result.success, result.error
@@ -43,7 +54,22 @@ def test_golden_eod_loads_postgresql_and_the_cli_reads_it(golden, regcalc_home, 
     assert all(m.startswith("postgresql") for m in meta["load_methods"].value.values())
     assert meta["rows_per_second"].value > 0
 
+    pointers = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="regcalc-golden", Prefix="stages/")
+                for o in page.get("Contents", []) if o["Key"].endswith("/_CURRENT")]
+    assert "stages/lineage/business_date=2024-06-28/entity_id=LE_UK/_CURRENT" in pointers
+    assert len(pointers) == 11 * 2 + 1  # 11 stages x 2 entities + the date-level quarantine
+    assert not (regcalc_home / "storage").exists(), "nothing stored on the local disk"
+
     out = CliRunner().invoke(cli, ["report", "--date", "2024-06-28", "--format", "json"])
     assert out.exit_code == 0, out.output
     assert {r["entity_id"]: r["lcr"] for r in json.loads(out.output)} == {
         "LE_UK": pytest.approx(11.912166780588), "LE_US": pytest.approx(7.001712328767)}
+
+    # the drill-down reads PostgreSQL (figures, lineage, trail) and the S3-stored position
+    out = CliRunner().invoke(cli, ["explain", "--date", "2024-06-28", "--entity", "LE_UK", "--position", "UK-0003",
+                                   "--format", "json"])
+    assert out.exit_code == 0, out.output
+    position = json.loads(out.output)["position"]
+    factors = {f["field"]: f for f in position["factors"]}
+    assert (position["source_row"], factors["rsf_factor"]["factor_rule"]) == (3, "RSF.SEC.L1")
+    assert {c["component"] for c in position["contributions"]} == {"HQLA_L1", "RSF"}
