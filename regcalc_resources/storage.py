@@ -119,27 +119,22 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         path = self.store.read_dir(asset, date, entity)
         return None if path is None else self.engine.read_parquet([str(path)])
 
+    def _partition_dirs(self, asset: str, pairs: list[tuple[str, str]]) -> list[Path]:
+        """Local directories of stored partitions (S3 versions are fetched to the cache); a
+        partition never written is an error naming it."""
+        dirs = {pair: self.store.read_dir(asset, *pair) for pair in pairs}
+        missing = [f"{d}|{e}" for (d, e), path in dirs.items() if path is None]
+        if missing:
+            raise FileNotFoundError(f"{asset}: partitions not materialized yet: " + ", ".join(missing[:10]))
+        return list(dirs.values())
+
     def partition_files(self, asset: str, pairs: list[tuple[str, str]]) -> list[str]:
-        """The Parquet files of stored partitions (local paths; S3 versions are fetched to the cache),
-        for loaders that read Parquet themselves. A partition never written is an error."""
-        files = []
-        for date, entity in pairs:
-            path = self.store.read_dir(asset, date, entity)
-            if path is None:
-                raise FileNotFoundError(f"{asset}: partition {date}|{entity} not materialized yet")
-            files += [str(f) for f in sorted(path.glob("*.parquet"))]
-        return files
+        """The Parquet files of stored partitions, for loaders that read Parquet themselves."""
+        return [str(f) for path in self._partition_dirs(asset, pairs) for f in sorted(path.glob("*.parquet"))]
 
     def load_input(self, context: dg.InputContext):
         asset = context.asset_key.path[-1]
-        paths, missing = [], []
-        for date, entity in partition_pairs(context):
-            path = self.store.read_dir(asset, date, entity)
-            (missing.append(f"{date}|{entity}") if path is None else paths.append(str(path)))
-        if missing:
-            raise FileNotFoundError(f"{asset}: partitions not materialized yet: " + ", ".join(missing[:10]))
-        return self.engine.read_parquet(paths)
-
+        return self.engine.read_parquet([str(p) for p in self._partition_dirs(asset, partition_pairs(context))])
 
 def _job_name(context) -> str:
     try:
