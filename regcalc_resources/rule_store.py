@@ -227,4 +227,6 @@ class PostgresRuleStore(RuleStore):
         return psycopg.connect(self.dsn)
 
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s")
+        from regcalc_resources.warehouse_postgres import to_pyformat
+
+        return to_pyformat(sql)
