@@ -26,8 +26,36 @@ def _date(value: str) -> str:
         raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from exc
 
 
-@click.group()
-def cli():
+class RegcalcGroup(click.Group):
+    """Every command's errors as one line: a RegcalcInputError (bad input, arguments or
+    environment) exits with code 2, anything else with 1; ``regcalc --debug`` shows the trace."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one line for the user, the trace with --debug
+            if ctx.params.get("debug") or os.environ.get("REGCALC_DEBUG"):
+                raise
+            from regcalc_core.errors import RegcalcInputError
+
+            click.echo(f"error: {one_line(exc)}", err=True)
+            if not isinstance(exc, RegcalcInputError):
+                click.echo("(unexpected error: run `regcalc --debug ...` for the trace)", err=True)
+            sys.exit(2 if isinstance(exc, RegcalcInputError) else 1)
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of an error on one line (a multi-line message keeps its first line)."""
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    return first if len(first) <= 500 else first[:497] + "..."
+
+
+@click.group(cls=RegcalcGroup)
+@click.option("--debug", is_flag=True, help="show the full trace of an error")
+def cli(debug):
     """regcalc: LCR and NSFR per legal entity and business date, on Dagster."""
 
 
