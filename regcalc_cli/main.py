@@ -82,13 +82,17 @@ def generate(landing, start_date, days, entities, positions, seed, fmt, bad_row_
 @click.option("--date", "business_date", required=True, help="business date (YYYY-MM-DD)")
 @click.option("--landing", default=None, help="landing root (default $REGCALC_LANDING)")
 @click.option("--entity", "entities", multiple=True, help="only these entities (repeatable)")
-@click.option("--rules-as-of", default=None, help="apply the rules as approved at this moment (ISO timestamp, UTC)")
+@click.option("--rules-as-of", default=None,
+              help="apply the rules as approved at this moment (ISO timestamp; an offset is converted to UTC, none means UTC)")
 def eod(business_date, landing, entities, rules_as_of):
     """Materialize every stage for one business date (all entities unless named)."""
     from regcalc_cli.eod import run_eod
     from regcalc_cli.instance import get_instance
+    from regcalc_core.timestamps import format_utc, parse_utc
 
     business_date = _date(business_date)
+    if rules_as_of:  # checked before any stage work; the runs get the canonical UTC text
+        rules_as_of = format_utc(parse_utc(rules_as_of, "--rules-as-of"))
     result = run_eod(get_instance(), business_date, _landing(landing), list(entities) or None, rules_as_of)
     status = "ok" if result.success else "FAILED"
     click.echo(

@@ -17,21 +17,24 @@ from regcalc_assets.adjustments.model import Rule, parse_rule
 from regcalc_assets.aggregation.logic import aggregate_components, component_breakdown
 from regcalc_assets.metrics.logic import hqla_stock, pivot_components, ratios
 from regcalc_assets.sparkapi import functions_for
+from regcalc_core.errors import RegcalcInputError
 
 STAGE_ORDER = ("deal_enrichment", "aggregation", "final_calc")
 
 
-class PreviewError(ValueError):
+class PreviewError(RegcalcInputError, ValueError):
     """Nothing to preview: an unknown or retired rule, or no stored results for the dates."""
 
 
 def candidate_rules(source: str, store) -> list[Rule]:
     """The rules of a file (validated, not stored), or the latest version of a stored rule."""
     if Path(source).is_file():
-        from regcalc_cli.rules import load_rule_file
+        from regcalc_cli.rules import load_rule_file, naming_file
 
         drop = ("version", "approval", "submitted_by")
-        return [parse_rule({k: v for k, v in raw.items() if k not in drop}) for raw in load_rule_file(source)]
+        raw_rules = load_rule_file(source)
+        with naming_file(source):
+            return [parse_rule({k: v for k, v in raw.items() if k not in drop}) for raw in raw_rules]
     versions = store.history(source)
     if not versions:
         raise PreviewError(f"no rule {source} in the store and no such file")

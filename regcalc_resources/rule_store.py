@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from regcalc_assets.adjustments.model import Rule, RuleValidationError, parse_rule
+from regcalc_core.errors import RegcalcInputError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rule_events (
@@ -30,8 +31,9 @@ CREATE TABLE IF NOT EXISTS rule_events (
 """
 
 
-class GovernanceError(RuntimeError):
-    """An action the four-eyes and versioning rules do not allow."""
+class GovernanceError(RegcalcInputError, RuntimeError):
+    """An action the four-eyes and versioning rules do not allow (the command line prints it as
+    one line and exits with code 2)."""
 
 
 @dataclass(frozen=True)

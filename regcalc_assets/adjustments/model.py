@@ -7,6 +7,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from regcalc_core.errors import RegcalcInputError
+
 STAGES = ("deal_enrichment", "aggregation", "final_calc")
 OPERATORS = ("==", "!=", ">", ">=", "<", "<=", "in", "not_in", "between", "is_null", "not_null")
 OPERATIONS = ("multiply", "add", "set")
@@ -42,8 +44,9 @@ STAGE_FIELDS = {
 UNIT_INTERVAL_FIELDS = ("haircut", "outflow_rate", "inflow_rate", "asf_factor", "rsf_factor")
 
 
-class RuleValidationError(ValueError):
-    """A rule that breaks the governance rules; the message names the rule and the offending part."""
+class RuleValidationError(RegcalcInputError, ValueError):
+    """A rule that breaks the governance rules; the message names the rule and the offending part
+    (bad input: the command line prints it as one line and exits with code 2)."""
 
 
 @dataclass(frozen=True)
