@@ -24,18 +24,22 @@ class ComputeEngine(dg.ConfigurableResource):
     def session(self):  # pragma: no cover - interface
         raise NotImplementedError
 
-    def read_text_table(self, path: str) -> Any:
-        """A landing file (.parquet or .csv) with every column as string, plus ``source_row`` (1-based)."""
+    def read_text_table(self, path: str, columns: list[str]) -> Any:
+        """The ``columns`` of a landing file (.parquet or .csv) as strings, plus ``source_row``
+        (1-based). Other delivered columns are never read, whatever their names."""
         raise NotImplementedError
 
     def read_parquet(self, paths: list[str]) -> Any:
         raise NotImplementedError
 
-    def write_partitioned(self, df, dest_dir: str, date_dir: str, entity_dir: str, constant_entity: str | None) -> None:
-        """Write ``df`` as zstd Parquet under ``dest_dir/<date_dir>=<business_date>/<entity_dir>=<entity_id>/``.
+    def write_partitioned(self, df, dest_dir: str, date_dir: str, entity_dir: str, entity_index: dict[str, int] | None) -> None:
+        """Write ``df`` as zstd Parquet under ``dest_dir/<date_dir>=<business_date>/<entity_dir>=<n>/``.
 
-        The directory values are derived columns (business_date as text, and entity_id or
-        ``constant_entity``), so ``business_date`` and ``entity_id`` stay inside the files.
+        ``n`` is the entity's number in ``entity_index`` (``0`` for every row when it is None: a
+        date-level asset), never the entity_id itself: the engine's own escaping of partition
+        values must not decide where a partition lands (the stage store encodes keys itself). A
+        row whose entity is not in the index lands in a directory the caller does not expect, so
+        it is reported, never lost. ``business_date`` and ``entity_id`` stay inside the files.
         """
         raise NotImplementedError
 
@@ -62,6 +66,13 @@ def _cached(key: tuple, build):
 
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _plain_name(name: str) -> bool:
+    """A column name that may be quoted into SQL as is (the contract's names are all plain)."""
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)) and name != "source_row"
 
 
 class DuckDBEngine(ComputeEngine):
@@ -96,14 +107,13 @@ class DuckDBEngine(ComputeEngine):
             session._collect(expression)
         return session._to_sql(expressions[-1])
 
-    def read_text_table(self, path: str):
+    def read_text_table(self, path: str, columns: list[str]):
         import sqlframe.base.functions as F
 
         if path.endswith(".csv"):
-            return self._read_csv_numbered(path)
+            return self._read_csv_numbered(path).select(*columns, "source_row")
         df = self.session().read.options(hive_partitioning=False, file_row_number=True).parquet(path)
         row = F.col("file_row_number") + F.lit(1)
-        columns = [c for c in df.columns if c != "file_row_number"]
         return df.select(*[F.col(c).cast("string").alias(c) for c in columns], row.cast("bigint").alias("source_row"))
 
     def _drop_tables_except(self, prefix: str, keep: str | None = None) -> bool:
@@ -131,13 +141,25 @@ class DuckDBEngine(ComputeEngine):
             return self.session().table(name)
         conn.execute("SET preserve_insertion_order = true")
         try:
+            # every delivered column is kept as text under a positional name, so no delivered
+            # name (a backtick, a quote, an internal column's name) ever reaches the SQL
+            header = self._csv_header(path)
+            renamed = ", ".join(f'c{i} AS "{c}"' for i, c in enumerate(header) if _plain_name(c))
             conn.execute(
-                f"CREATE TABLE {name} AS SELECT *, CAST(row_number() OVER () AS BIGINT) AS source_row "
-                f"FROM read_csv({_sql_str(path)}, header = true, all_varchar = true, delim = ',', quote = '\"')"
+                f"CREATE TABLE {name} AS SELECT {renamed}, CAST(row_number() OVER () AS BIGINT) AS source_row "
+                f"FROM read_csv({_sql_str(path)}, header = true, all_varchar = true, delim = ',', quote = '\"', "
+                f"names = [{', '.join(_sql_str(f'c{i}') for i in range(len(header)))}])"
             )
         finally:
             conn.execute("SET preserve_insertion_order = false")
         return self.session().table(name)
+
+    @staticmethod
+    def _csv_header(path: str) -> list[str]:
+        import csv
+
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return [c.strip() for c in next(csv.reader(fh), [])]
 
     def read_parquet(self, paths: list[str]):
         globs = [p.rstrip("/") + "/*.parquet" for p in paths]
@@ -165,10 +187,14 @@ class DuckDBEngine(ComputeEngine):
             conn.unregister(f"{name}_view")
         return self.session().table(name)
 
-    def write_partitioned(self, df, dest_dir, date_dir, entity_dir, constant_entity):
+    def write_partitioned(self, df, dest_dir, date_dir, entity_dir, entity_index):
         # the directory columns are added in SQL, not as DataFrame operations: sqlframe re-plans
         # the whole query on every operation, which costs seconds on a deep stage
-        entity = _sql_str(constant_entity) if constant_entity else "entity_id"
+        if entity_index is None:
+            entity = "0"
+        else:
+            cases = " ".join(f"WHEN {_sql_str(e)} THEN {int(n)}" for e, n in entity_index.items())
+            entity = f"CASE entity_id {cases} ELSE -1 END"
         query = f"SELECT *, CAST(business_date AS VARCHAR) AS {date_dir}, {entity} AS {entity_dir} FROM ({self._sql(df)})"
         self._conn().execute(
             f"COPY ({query}) TO {_sql_str(dest_dir)} "
@@ -217,7 +243,7 @@ class SparkEngine(ComputeEngine):
 
         return _cached(("spark", tuple(sorted(self._conf().items()))), build)
 
-    def read_text_table(self, path: str):
+    def read_text_table(self, path: str, columns: list[str]):
         from pyspark.sql import functions as F
         from pyspark.sql.window import Window
 
@@ -232,7 +258,7 @@ class SparkEngine(ComputeEngine):
             )
         else:
             df = spark.read.parquet(path)
-        df = df.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in df.columns])
+        df = df.select(*[F.col(c).cast("string").alias(c) for c in columns])
         order = Window.orderBy(F.monotonically_increasing_id())
         return df.withColumn("source_row", F.row_number().over(order).cast("bigint"))
 
@@ -245,12 +271,16 @@ class SparkEngine(ComputeEngine):
     def from_arrow(self, table):
         return self.session().createDataFrame(table)
 
-    def write_partitioned(self, df, dest_dir, date_dir, entity_dir, constant_entity):
+    def write_partitioned(self, df, dest_dir, date_dir, entity_dir, entity_index):
         from pyspark.sql import functions as F
 
-        out = df.withColumn(date_dir, F.col("business_date").cast("string")).withColumn(
-            entity_dir, F.lit(constant_entity) if constant_entity else F.col("entity_id")
-        )
+        if entity_index is None:
+            number = F.lit(0)
+        else:
+            number = F.lit(-1)
+            for entity, n in entity_index.items():
+                number = F.when(F.col("entity_id") == F.lit(entity), F.lit(int(n))).otherwise(number)
+        out = df.withColumn(date_dir, F.col("business_date").cast("string")).withColumn(entity_dir, number)
         out.write.mode("overwrite").option("compression", "zstd").partitionBy(date_dir, entity_dir).parquet(dest_dir)
 
     def write_empty(self, df, dest_dir: str) -> None:

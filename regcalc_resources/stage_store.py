@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -26,12 +27,44 @@ from pathlib import Path
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from regcalc_core.identifiers import decode_key, encode_key
+
 WHOLE_DATE = "_all"  # the "entity" of a date-level (daily-partitioned) asset
 POINTER = "_CURRENT"
 
 
 def partition_suffix(date: str, entity: str) -> str:
-    return f"business_date={date}" if entity == WHOLE_DATE else f"business_date={date}/entity_id={entity}"
+    """The partition's place under its asset. The date must be an ISO date; the entity is
+    encoded by ``encode_key`` (reversible, never ``/``, ``.`` or ``..``), whatever it holds."""
+    check_date(date)
+    if entity == WHOLE_DATE:
+        return f"business_date={date}"
+    name = encode_key(entity)
+    if len(name) > MAX_NAME:
+        raise UnsafeStoragePathError(f"refusing partition key {entity[:40]!r}...: {len(entity)} characters is too long for a path")
+    return f"business_date={date}/entity_id={name}"
+
+
+MAX_NAME = 200  # bytes of an encoded key (file systems allow 255 per path component)
+
+
+def check_date(date: str) -> str:
+    """``date`` if it is a real ISO date (YYYY-MM-DD), else a ValueError naming it."""
+    import datetime as dt
+
+    if not (isinstance(date, str) and len(date) == 10 and dt.date.fromisoformat(date).isoformat() == date):
+        raise ValueError(f"not a business date: {date!r}")
+    return date
+
+
+def _split_suffix(date_part: str, entity_part: str | None) -> tuple[str, str]:
+    """(business_date, entity) of stored partition directory names (the inverse of partition_suffix)."""
+    date = date_part.split("=", 1)[1]
+    return date, WHOLE_DATE if entity_part is None else decode_key(entity_part.split("=", 1)[1])
+
+
+class UnsafeStoragePathError(RuntimeError):
+    """A path the store would touch lies outside its root, or is a link the store did not make."""
 
 
 class StageStore(dg.ConfigurableResource):
@@ -74,29 +107,52 @@ class LocalStageStore(StageStore):
         versions.mkdir(parents=True, exist_ok=True)
         return versions / f"run-{uuid.uuid4().hex}"
 
+    def _versions_dir(self, asset: str) -> Path:
+        return self.asset_dir(asset) / ".versions"
+
+    def _inside(self, path: Path, where: Path) -> Path:
+        """``path`` (not resolved) if it lies inside ``where``, else an UnsafeStoragePathError."""
+        base, full = os.path.realpath(where), os.path.realpath(path.parent) + os.sep + path.name
+        if not full.startswith(base + os.sep):
+            raise UnsafeStoragePathError(f"refusing {path}: it is outside the stage store {where}")
+        return path
+
+    def _own_version(self, asset: str, link: Path) -> str | None:
+        """The version directory a partition link points at, if the store made that link (a
+        symlink into this asset's ``.versions/v-*``); None if absent; an error for anything else,
+        so a link planted by someone else is never followed, replaced or deleted through."""
+        if not os.path.lexists(link) or (link.is_dir() and not link.is_symlink()):
+            return None  # a real directory is only ever the parent of entity partitions
+        if not link.is_symlink():
+            raise UnsafeStoragePathError(f"refusing {link}: not a partition link made by the stage store")
+        target = os.path.realpath(link)
+        versions = os.path.realpath(self._versions_dir(asset))
+        if os.path.dirname(target) != versions or not os.path.basename(target).startswith("v-"):
+            raise UnsafeStoragePathError(f"refusing {link}: it points outside the stage store ({target})")
+        return target
+
     def publish(self, asset, date, entity, staged):
-        target = self.partition_dir(asset, date, entity)
+        target = self._inside(self.partition_dir(asset, date, entity), Path(self.root))
         target.parent.mkdir(parents=True, exist_ok=True)
-        final = self.asset_dir(asset) / ".versions" / f"v-{uuid.uuid4().hex}"
+        old = self._own_version(asset, target)
+        final = self._versions_dir(asset) / f"v-{uuid.uuid4().hex}"
         os.rename(staged, final)
-        old = os.path.realpath(target) if target.is_symlink() else None
         link = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
         os.symlink(os.path.relpath(final, target.parent), link)
         os.replace(link, target)
-        if old and os.path.isdir(old):
+        if old and os.path.isdir(old) and not os.path.islink(old):
             shutil.rmtree(old, ignore_errors=True)
 
     def read_dir(self, asset, date, entity):
-        path = self.partition_dir(asset, date, entity)
-        return path if path.exists() else None
+        path = self._inside(self.partition_dir(asset, date, entity), Path(self.root))
+        return path if self._own_version(asset, path) else None
 
     def location(self, asset):
         return str(self.asset_dir(asset))
 
     def partitions(self, asset):
         root = self.asset_dir(asset)
-        found = [(p.parent.name.split("=", 1)[1], p.name.split("=", 1)[1]) for p in root.glob("business_date=*/entity_id=*")]
-        return sorted(found)
+        return sorted(_split_suffix(p.parent.name, p.name) for p in root.glob("business_date=*/entity_id=*"))
 
     def collect_garbage(self, asset, min_age_seconds=6 * 3600):
         versions = self.asset_dir(asset) / ".versions"
@@ -158,7 +214,14 @@ class S3StageStore(StageStore):
         pointer = self._pointer(client, self._key(asset, partition_suffix(date, entity), POINTER))
         if pointer is None:
             return None
-        local = Path(self.cache_dir) / "versions" / asset / pointer["version"]
+        version = str(pointer.get("version", ""))
+        prefix = self._key(asset, ".versions", version) + "/"
+        if not re.fullmatch(r"v-[0-9a-f]{32}", version) or any(
+                not str(f["key"]).startswith(prefix) or not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", str(f["key"])[len(prefix):])
+                for f in pointer["files"]):
+            raise UnsafeStoragePathError(f"refusing the pointer of {asset} {date}|{entity}: it names {version!r} "
+                                         "or files outside its version")
+        local = Path(self.cache_dir) / "versions" / asset / version
         if not local.exists():
             partial = local.with_name(local.name + f".{uuid.uuid4().hex}.part")
             partial.mkdir(parents=True)
@@ -179,7 +242,7 @@ class S3StageStore(StageStore):
             for obj in page.get("Contents", []):
                 parts = obj["Key"].split("/")
                 if parts[-1] == POINTER and len(parts) >= 3 and parts[-3].startswith("business_date="):
-                    found.append((parts[-3].split("=", 1)[1], parts[-2].split("=", 1)[1]))
+                    found.append(_split_suffix(parts[-3], parts[-2]))
         return sorted(found)
 
     def collect_garbage(self, asset, min_age_seconds=6 * 3600):

@@ -55,12 +55,15 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         self.store.collect_garbage(asset)
         staging = self.store.staging_root(asset)
         whole_date = all(entity == WHOLE_DATE for _, entity in pairs)
+        index = None if whole_date else {e: n for n, e in enumerate(sorted({e for _, e in pairs}))}
         try:
-            self.engine.write_partitioned(df, str(staging), PART_DATE, PART_ENTITY, WHOLE_DATE if whole_date else None)
+            self.engine.write_partitioned(df, str(staging), PART_DATE, PART_ENTITY, index)
+            expected = {(date, 0 if index is None else index[entity]): (date, entity) for date, entity in pairs}
+            _refuse_unexpected(asset, staging, expected, index)
             rows: dict[tuple[str, str], int] = {}
             schema = None
-            for date, entity in pairs:
-                written = staging / f"{PART_DATE}={date}" / f"{PART_ENTITY}={entity}"
+            for (date, number), (_, entity) in sorted(expected.items()):
+                written = staging / f"{PART_DATE}={date}" / f"{PART_ENTITY}={number}"
                 if not written.exists():
                     self.engine.write_empty(df, str(written))
                 rows[(date, entity)] = _count_rows(written)
@@ -128,6 +131,14 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             raise FileNotFoundError(f"{asset}: partitions not materialized yet: " + ", ".join(missing[:10]))
         return list(dirs.values())
 
+    def stored_rows(self, asset: str, date: str, entities: list[str]) -> dict[str, int | None]:
+        """{entity: rows stored for the (date, entity) partition of ``asset``, None if there is none}."""
+        out = {}
+        for entity in entities:
+            path = self.store.read_dir(asset, date, entity)
+            out[entity] = None if path is None else _count_rows(path)
+        return out
+
     def partition_files(self, asset: str, pairs: list[tuple[str, str]]) -> list[str]:
         """The Parquet files of stored partitions, for loaders that read Parquet themselves."""
         return [str(f) for path in self._partition_dirs(asset, pairs) for f in sorted(path.glob("*.parquet"))]
@@ -135,6 +146,29 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext):
         asset = context.asset_key.path[-1]
         return self.engine.read_parquet([str(p) for p in self._partition_dirs(asset, partition_pairs(context))])
+
+class PartitionMismatchError(RuntimeError):
+    """A stage wrote rows outside the partitions its run covers: they would be lost, so nothing is published."""
+
+
+def _refuse_unexpected(asset: str, staging: Path, expected: dict, index: dict | None) -> None:
+    """Fail, naming them, if the engine wrote partition directories the run does not cover
+    (rows of another date or entity, or a null key): publishing the rest would lose them."""
+    names = {v: k for k, v in (index or {}).items()}
+    found = {(d.parent.name.split("=", 1)[1], d.name.split("=", 1)[1])
+             for d in staging.glob(f"{PART_DATE}=*/{PART_ENTITY}=*") if d.is_dir()}
+    stray = sorted(f for f in found if (f[0], _int(f[1])) not in expected)
+    if stray:
+        shown = ", ".join(f"{d}|{names.get(_int(n), 'entity outside the run' if n == '-1' else n)}" for d, n in stray[:10])
+        raise PartitionMismatchError(f"{asset}: rows outside the run's partitions ({shown}); nothing was published")
+
+
+def _int(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
 
 def _job_name(context) -> str:
     try:

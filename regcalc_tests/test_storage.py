@@ -142,3 +142,76 @@ def test_s3_partition_swaps_atomically_and_a_failed_upload_keeps_the_previous(s3
     fresh_reader = manager(s3_store_factory(cache="cache3"), engine)
     assert read(fresh_reader) == [2.0], "a new reader still gets the previous version, whole"
     assert json.loads(client.get_object(Bucket=BUCKET, Key=pointer_key)["Body"].read())["version"] == pointer["version"]
+
+
+# entity keys DuckDB would percent-encode in a partitioned write (regression: the store looked
+# for the raw name, found nothing and published an empty partition for every stage)
+AWKWARD = ["LE,US", "LE US", "L\u00c9_FR", "LE/US", "../../../../VICTIM", "LE%2CUS", "LE.UK"]
+
+
+def frames_of(engine, amounts: dict[str, float]):
+    import datetime as dt
+
+    rows = [(dt.date(2024, 6, 28), e, a) for e, a in amounts.items()]
+    return engine.session().createDataFrame(rows, "business_date date, entity_id string, amount double")
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_awkward_entity_keys_round_trip_through_the_stores_own_encoding(tmp_path, kind, s3_store_factory):
+    """Every key lands in its own partition under the store's encoding, is read back whole and is
+    listed under its own name; nothing lands outside the root."""
+    engine = DuckDBEngine()
+    store = LocalStageStore(root=str(tmp_path / "root")) if kind == "local" else s3_store_factory()
+    io = manager(store, engine)
+    amounts = {e: float(i + 1) for i, e in enumerate(AWKWARD)}
+    keys = [dg.MultiPartitionKey({"date": "2024-06-28", "entity": e}) for e in AWKWARD]
+    for key, entity in zip(keys, AWKWARD):
+        io.handle_output(dg.build_output_context(asset_key=dg.AssetKey("stage"), partition_key=key),
+                         frames_of(engine, {entity: amounts[entity]}))
+    assert store.partitions("stage") == sorted(("2024-06-28", e) for e in AWKWARD)
+    for key, entity in zip(keys, AWKWARD):
+        got = io.load_input(dg.build_input_context(asset_key=dg.AssetKey("stage"), partition_key=key)).collect()
+        assert [(r["entity_id"], r["amount"]) for r in got] == [(entity, amounts[entity])]
+    if kind == "local":
+        assert not (tmp_path / "VICTIM").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["root"]
+
+
+def test_rows_outside_the_runs_partitions_fail_the_write_and_publish_nothing(tmp_path):
+    engine = DuckDBEngine()
+    store = LocalStageStore(root=str(tmp_path))
+    io = manager(store, engine)
+    with pytest.raises(RuntimeError, match=r"rows outside the run's partitions \(2024-06-28\|entity outside the run\)"):
+        write(io, frames_of(engine, {"LE_A": 1.0, "LE_B": 2.0}))
+    assert store.partitions("stage") == []
+
+
+def test_store_refuses_links_it_did_not_make_and_paths_outside_its_root(tmp_path):
+    """A crafted entity or a planted symlink never makes the store delete or replace anything
+    outside its root (regression: the publish step's cleanup rmtree'd a victim directory)."""
+    from regcalc_resources.stage_store import UnsafeStoragePathError
+
+    engine = DuckDBEngine()
+    root = tmp_path / "home" / "storage"
+    store = LocalStageStore(root=str(root))
+    io = manager(store, engine)
+    victim_dir, victim_file = tmp_path / "VICTIM_LINK_TARGET", tmp_path / "victim_file.txt"
+    victim_dir.mkdir()
+    (victim_dir / "keep.txt").write_text("precious")
+    victim_file.write_text("precious")
+    planted = root / "stage" / "business_date=2024-06-28" / "entity_id=LE_A"
+    planted.parent.mkdir(parents=True)
+    planted.symlink_to(victim_dir)
+    with pytest.raises(UnsafeStoragePathError, match="points outside the stage store"):
+        write(io, frame(engine, 1.0))
+    with pytest.raises(UnsafeStoragePathError, match="points outside the stage store"):
+        store.read_dir("stage", "2024-06-28", "LE_A")
+    assert (victim_dir / "keep.txt").read_text() == "precious" and planted.is_symlink()
+    # traversal in the key stays inside the root (the store's own encoding)
+    for entity in ("../../../../../../victim_file.txt", "../../../../../../VICTIM_LINK_TARGET"):
+        key = dg.MultiPartitionKey({"date": "2024-06-28", "entity": entity})
+        io.handle_output(dg.build_output_context(asset_key=dg.AssetKey("stage"), partition_key=key),
+                         frames_of(engine, {entity: 1.0}))
+    assert victim_file.read_text() == "precious" and not victim_file.is_symlink()
+    assert (victim_dir / "keep.txt").read_text() == "precious"
+    with pytest.raises(ValueError, match="not a business date"):
+        store.read_dir("stage", "../../etc", "LE_A")
