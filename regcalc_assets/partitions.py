@@ -9,7 +9,8 @@ from __future__ import annotations
 import dagster as dg
 
 ENTITY_PARTITIONS = "legal_entities"
-BUSINESS_DATES = dg.DailyPartitionsDefinition(start_date="2020-01-01", end_offset=1)
+FIRST_BUSINESS_DATE = "2020-01-01"
+BUSINESS_DATES = dg.DailyPartitionsDefinition(start_date=FIRST_BUSINESS_DATE, end_offset=1)
 LEGAL_ENTITIES = dg.DynamicPartitionsDefinition(name=ENTITY_PARTITIONS)
 DATE_ENTITY = dg.MultiPartitionsDefinition({"date": BUSINESS_DATES, "entity": LEGAL_ENTITIES})
 

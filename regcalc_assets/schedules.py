@@ -24,7 +24,12 @@ unassigned_job = dg.define_asset_job(
 
 
 def eod_run_request(instance, business_date: str, entities: list[str]) -> dg.RunRequest:
-    """Register the entities as partitions and request one run covering all of them for the date."""
+    """Register the entities as partitions and request one run covering all of them for the date.
+    Every entity is checked first (regcalc_core.identifiers): an invalid one registers nothing."""
+    from regcalc_core.identifiers import check_identifier
+
+    for entity in entities:
+        check_identifier(entity)
     known = instance.get_dynamic_partitions(ENTITY_PARTITIONS)
     new = [e for e in entities if e not in known]
     if new:

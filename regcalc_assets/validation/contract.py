@@ -35,6 +35,13 @@ ISSUER_TYPES = (
 )
 
 
+# The largest amount the calculation represents exactly: a double carries 15 significant digits,
+# and exact DECIMAL(38,10) sums of up to 10^13 such amounts cannot overflow. A delivered balance or
+# quantity above it, or a position worth more than it in the entity's reporting currency, is
+# quarantined at validation (balance/quantity:out_of_range, amount:out_of_range).
+MAX_AMOUNT = 1e15
+
+
 class Positions(pa.DataFrameModel):
     """One row per position held at close of day."""
 
@@ -44,8 +51,8 @@ class Positions(pa.DataFrameModel):
     counterparty_id: Series[str] = pa.Field(nullable=True)
     product: Series[str] = pa.Field(isin=list(PRODUCTS))
     currency: Series[str]
-    balance: Series[float] = pa.Field(nullable=True, ge=0)
-    quantity: Series[float] = pa.Field(nullable=True, ge=0)
+    balance: Series[float] = pa.Field(nullable=True, in_range={"min_value": 0, "max_value": MAX_AMOUNT})
+    quantity: Series[float] = pa.Field(nullable=True, in_range={"min_value": 0, "max_value": MAX_AMOUNT})
     security_id: Series[str] = pa.Field(nullable=True)
     maturity_date: Series[pa.Date] = pa.Field(nullable=True)
     insured: Series[bool] = pa.Field(nullable=True)

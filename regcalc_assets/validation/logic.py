@@ -134,8 +134,17 @@ def position_checks(F, typed: dict) -> list:
         (F.col("currency").isNotNull() & F.col("fx_rate").isNull(), "currency:missing_fx_rate"),
         (F.col("reporting_currency").isNull(), "entity_id:unknown_reference"),
         (F.col("reporting_currency").isNotNull() & F.col("reporting_fx_rate").isNull(), "reporting_currency:missing_fx_rate"),
+        (reporting_amount(F, typed, security) > F.lit(contract.MAX_AMOUNT), "amount:out_of_range"),
     ]
     return checks
+
+
+def reporting_amount(F, typed: dict, security):
+    """The position's worth in the reporting currency, as validation sees it (null when a part is
+    missing): quantity x price for a SECURITY, else the balance, times fx / reporting fx."""
+    price, fx, reporting = (F.expr(f"try_cast({c} as double)") for c in ("price", "fx_rate", "reporting_fx_rate"))
+    value = F.when(security, typed["quantity"][0] * price).otherwise(typed["balance"][0])
+    return F.abs(value * fx / reporting)
 
 
 def flag_positions(landed):

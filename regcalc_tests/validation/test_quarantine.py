@@ -41,6 +41,21 @@ POSITIONS = {
     "BAD_NO_CCY": ("TREASURY,E1,,CASH,,100,,,,,,,,,", "currency:missing"),
     "DUP": ("LOANS,E1,C1,LOAN,USD,100,,,,,,,,,", "position_key:duplicate"),
     "E2_ROW": ("LOANS,E2,C1,LOAN,USD,100,,,,,,,,,", "reporting_currency:missing_fx_rate"),
+    # values the calculation cannot represent exactly (regression: a 1e30 balance overflowed
+    # DECIMAL(38,10) in the aggregation and failed every entity of the date)
+    "OK_BIG": ("TREASURY,E1,,CASH,USD,1000000000000000,,,,,,,,,", None),  # 1e15 USD: the largest allowed
+    "BAD_HUGE_BAL": ("TREASURY,E1,,CASH,USD,1e30,,,,,,,,,", "balance:out_of_range"),
+    "BAD_HUGE_QTY": ("MARKETS,E1,,SECURITY,USD,,1e16,S1,,,,,,,", "quantity:out_of_range"),
+    # 9.5e14 EUR x 1.08 = 1.026e15 USD; 2e13 x 99.5 = 1.99e15 USD
+    "BAD_HUGE_AMOUNT": ("TREASURY,E1,,CASH,EUR,950000000000000,,,,,,,,,", "amount:out_of_range"),
+    "BAD_HUGE_SEC": ("MARKETS,E1,,SECURITY,USD,,20000000000000,S1,,,,,,,", "amount:out_of_range"),
+}
+# entity ids that would become paths or partition keys and break the identifier rules: their
+# positions are quarantined for the date with entity_id:invalid_identifier (README, Identifiers)
+INVALID_ENTITIES = {
+    "INV_COMMA": "LE,US", "INV_SPACE": "LE US", "INV_ACCENT": "L\u00c9_FR", "INV_SLASH": "LE/US",
+    "INV_DOTS": "../../VICTIM", "INV_BACKSLASH": "LE\\US", "INV_PIPE": "LE|US", "INV_DOT_DOT": "LE..US",
+    "INV_LONG": "L" * 300, "INV_HUGE": "X" * 10_000,
 }
 EXTRA_ROWS = [
     "DUP,LOANS,E1,C1,LOAN,USD,200,,,,,,,,,",  # the second copy of a duplicated key
@@ -49,10 +64,15 @@ EXTRA_ROWS = [
 ]
 
 
+def _csv(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
 def write_landing(root):
     folder = root / f"business_date={DATE}"
     folder.mkdir(parents=True)
     rows = [f"{pid},{rest}" for pid, (rest, _) in POSITIONS.items()] + EXTRA_ROWS
+    rows += [f"{pid},LOANS,{_csv(e)},C1,LOAN,USD,100,,,,,,,,," for pid, e in INVALID_ENTITIES.items()]
     (folder / "positions.csv").write_text("\n".join([HEADER, *rows]) + "\n")
     (folder / "counterparties.csv").write_text(
         "counterparty_id,counterparty_type,name,country\nC1,RETAIL,a,GB\nC_BADTYPE,ALIEN,b,GB\n"
@@ -63,6 +83,7 @@ def write_landing(root):
     )
     (folder / "entities.csv").write_text(
         "entity_id,name,reporting_currency,country,parent_entity_id\nE1,One,USD,US,\nE2,Two,SEK,SE,\n"
+        + "".join(f"{_csv(e)},Bad,USD,,\n" for e in INVALID_ENTITIES.values())
     )
     (folder / "fx_rates.csv").write_text("currency,usd_per_unit\nUSD,1\nEUR,1.08\n")
     (folder / "prices.csv").write_text("security_id,price\nS1,99.5\n")
@@ -89,7 +110,7 @@ def test_every_bad_row_is_quarantined_with_its_rule(flagged):
         assert row["source_file"].endswith("positions.csv") and row["source_row"] >= 1
     expected_bad = {pid: reason for pid, (_, reason) in POSITIONS.items() if reason}
     assert {pid: rules.pop() for pid, rules in got.items()} == expected_bad
-    assert sorted(r["position_id"] for r in accepted) == ["OK_LOAN", "OK_REPO_NO_COLL", "OK_SEC"]
+    assert sorted(r["position_id"] for r in accepted) == ["OK_BIG", "OK_LOAN", "OK_REPO_NO_COLL", "OK_SEC"]
     # rows delivered = accepted + quarantined (the duplicate key counts twice, once per row),
     # the two rows of no known entity being quarantined at date level
     assert len(accepted) + len(quarantined) == len(POSITIONS) + len(EXTRA_ROWS) - 2
@@ -98,8 +119,37 @@ def test_every_bad_row_is_quarantined_with_its_rule(flagged):
 def test_positions_of_no_known_entity_are_quarantined_for_the_date(engine, tmp_path):
     root = write_landing(tmp_path / "lz")
     frames = landing.read_all(engine, str(root), DATE)
-    rows = {r["position_id"]: r["quarantine_rule"] for r in landing.unassigned_positions(frames, DATE).collect()}
-    assert rows == {"NO_ENTITY": "entity_id:missing", "GHOST_ENTITY": "entity_id:unknown_reference"}
+    entity_ids = landing.delivered_entity_ids(str(root), DATE)
+    assert entity_ids == ["E1", "E2"], "an invalid identifier never becomes a partition"
+    assert landing.invalid_entities(str(root), DATE) == sorted(INVALID_ENTITIES.values())
+    rows = {r["position_id"]: r["quarantine_rule"]
+            for r in landing.unassigned_positions(frames, DATE, entity_ids).collect()}
+    assert rows == {"NO_ENTITY": "entity_id:missing", "GHOST_ENTITY": "entity_id:unknown_reference",
+                    **{pid: "entity_id:invalid_identifier" for pid in INVALID_ENTITIES}}
+
+
+def test_unknown_columns_are_ignored_by_name_and_missing_ones_named(engine, tmp_path):
+    """A delivered column named like an internal one (fx_rate, source_row, key_occurrences) or
+    holding a backtick or a quote changes nothing: it is never read; a missing contract column
+    fails naming the file and the column."""
+    root = write_landing(tmp_path / "lz")
+    path = root / f"business_date={DATE}" / "positions.csv"
+    lines = path.read_text().splitlines()
+    lines = [lines[0] + ',fx_rate,source_row,key_occurrences,"we`ird ""col"'] + [line + ",0.0001,7,1,x" for line in lines[1:]]
+    path.write_text("\n".join(lines) + "\n")
+    frames = landing.read_all(engine, str(root), DATE)
+    assert frames["_ignored"] == {"positions.csv": ["fx_rate", "source_row", "key_occurrences", 'we`ird "col']}
+    landed = landing.land_positions(frames, DATE, ["E1", "E2"])
+    flagged, typed = validation.flag_positions(landed)
+    got = {r["position_id"]: r["quarantine_rule"] for r in validation.quarantined_positions(flagged).collect()}
+    assert got == {pid: reason for pid, (_, reason) in POSITIONS.items() if reason}
+    rows = {r["position_id"]: r for r in validation.accepted_positions(flagged, typed).collect()}
+    assert rows["OK_LOAN"]["fx_rate"] == 1.0 and rows["OK_LOAN"]["source_row"] == 1
+
+    (root / f"business_date={DATE}" / "prices.csv").write_text("security_id;price\nS1;99.5\n")
+    with pytest.raises(landing.LandingFileError, match=r"prices.csv lacks required column\(s\) security_id, price "
+                                                       r"\(the header is one column"):
+        landing.read_all(engine, str(root), DATE)
 
 
 def test_accepted_rows_are_typed(flagged):
