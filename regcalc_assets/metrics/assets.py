@@ -20,8 +20,9 @@ from regcalc_resources.rule_store import RuleStore
     group_name="metrics",
     kinds={"parquet"},
     deps=["final_rules"],
-    check_specs=[dg.AssetCheckSpec(METRICS_CONTRACT, asset="liquidity_metrics",
-                                   description="pandera: non-negative figures, inflow cap, Level 2 within 40% of HQLA")],
+    check_specs=[dg.AssetCheckSpec(METRICS_CONTRACT, asset="liquidity_metrics", blocking=True,
+                                   description="pandera: finite, non-negative figures, inflow cap, Level 2 within 40% "
+                                               "of HQLA (blocking: a failure publishes nothing)")],
 )
 def liquidity_metrics(context: dg.AssetExecutionContext, rules: RuleStore, landing: LandingZone, liquidity_components,
                       validated_positions, quarantined_positions):

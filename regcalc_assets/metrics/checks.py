@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
 METRICS_CONTRACT = "figures_satisfy_contract"
+
+
+FIGURES = ("hqla_l1", "hqla_l2a", "hqla_l2b", "adj15", "adj40", "hqla", "total_outflows", "total_inflows",
+           "capped_inflows", "net_outflows", "lcr", "asf", "rsf", "nsfr")
 
 
 class LiquidityMetrics(pa.DataFrameModel):
@@ -52,10 +58,16 @@ def contract_failures(rows: list[dict]) -> list[str]:
     """Every violation of the metrics contract, as readable lines (empty when the rows comply)."""
     if not rows:
         return []
+    infinite = [f"{c}: not finite (value {r[c]}) for entity {r['entity_id']}, {r['basis']}"
+                for r in rows for c in FIGURES if isinstance(r.get(c), float) and not math.isfinite(r[c])]
     frame = pd.DataFrame(rows)
     try:
         LiquidityMetrics.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
-        return [f"{r['column']}: {r['check']} (value {r['failure_case']})" for r in cases.to_dict("records")]
-    return []
+        out = []
+        for r in cases.to_dict("records"):
+            where = frame.loc[r["index"], "entity_id"] if r.get("index") is not None and r["index"] in frame.index else None
+            out.append(f"{r['column'] or 'row'}: {r['check']} (value {r['failure_case']})" + (f" for entity {where}" if where else ""))
+        return infinite + out
+    return infinite

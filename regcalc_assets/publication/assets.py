@@ -83,13 +83,15 @@ PUBLISH = dict(partitions_def=DATE_ENTITY, group_name="publication", kinds={"duc
                required_resource_keys={"stage_io", "warehouse", "openlineage"})
 
 
-@dg.asset(**PUBLISH, deps=["liquidity_metrics", "liquidity_components", "adjustment_trail"])
+@dg.asset(**PUBLISH, deps=["liquidity_metrics", "liquidity_components", "adjustment_trail", "warehouse_lineage"])
 def warehouse_liquidity(context: dg.AssetExecutionContext):
     """Warehouse tables ``liquidity_metrics`` (one row per business_date x entity_id x basis),
     ``liquidity_components`` (one row per business_date x entity_id x basis x component) and
     ``adjustment_trail`` (one row per value a rule changed) for BI. Each
     (date, entity) partition is deleted and re-inserted in one transaction, so a re-run leaves
-    exactly one copy."""
+    exactly one copy. The figures are published last: only once the metrics contract (blocking),
+    the lineage and its blocking checks and the lineage load have succeeded, so nothing of a
+    failed date reaches the warehouse (with REGCALC_LINEAGE=off, after the metrics contract)."""
     files, meta = _load(context, ["liquidity_metrics", "liquidity_components", "adjustment_trail"])
     return dg.MaterializeResult(metadata={**meta, "changes_by_rule": dg.MetadataValue.json(_changes_by_rule(files["adjustment_trail"]))})
 
