@@ -1,10 +1,20 @@
-"""The Dagster instance under $REGCALC_HOME, shared by the CLI, `dagster dev` and the daemon."""
+"""The Dagster instance under $REGCALC_HOME, shared by the CLI, `dagster dev` and the daemon.
+
+The instance is created and migrated once: its config file and its SQLite storages (runs,
+event log index, schedules) are created and stamped by one process at a time, under an exclusive
+file lock in the Dagster home. Without it, two commands started together in a fresh home both
+stamp ``alembic_version`` and leave a database with two heads that no later command can open.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
+from regcalc_core.errors import RegcalcInputError
 from regcalc_resources.settings import regcalc_home
 
 INSTANCE_YAML = """# written by regcalc: SQLite instance storage under $REGCALC_HOME (see helm/ for PostgreSQL)
@@ -19,19 +29,112 @@ run_coordinator:
 telemetry:
   enabled: false
 """
+INIT_LOCK = ".regcalc-instance.lock"  # held while the instance is created or migrated
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+class UnwritableHomeError(RegcalcInputError):
+    """$REGCALC_HOME (or a directory regcalc must write under it) cannot be written."""
+
+
+def unwritable(path: Path, exc: OSError | None = None) -> UnwritableHomeError:
+    """The one-line error for a directory regcalc cannot write (read-only file system, permissions)."""
+    reason = f": {exc.strerror}" if exc is not None and exc.strerror else ""
+    return UnwritableHomeError(f"cannot write to {path}{reason} "
+                               "($REGCALC_HOME must be a writable directory)")
+
+
+def writable_dir(path: Path) -> Path:
+    """Create ``path`` if needed and prove it writable by creating and removing a file in it.
+
+    ``os.access`` alone is not enough: root passes it on a 0555 directory, yet an immutable
+    directory or a read-only mount still refuses the write. Raises ``UnwritableHomeError``.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".regcalc-write-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if exc.errno in UNWRITABLE or isinstance(exc, PermissionError):
+            raise unwritable(path, exc) from exc
+        raise
+    return path
+
+
+@contextmanager
+def exclusive_lock(path: Path):
+    """Hold an exclusive OS lock (``flock``) on ``path`` for the duration of the block; other
+    processes block until it is released. The kernel releases it if the holder dies."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno in UNWRITABLE:
+            raise unwritable(path.parent, exc) from exc
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``: a reader
+    sees the old file or the whole new one, never a partial one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def dagster_home() -> Path:
-    home = regcalc_home() / "dagster"
-    home.mkdir(parents=True, exist_ok=True)
+    """``$REGCALC_HOME/dagster``, created with its ``dagster.yaml`` if missing (under the init lock)."""
+    writable_dir(regcalc_home())
+    home = writable_dir(regcalc_home() / "dagster")
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(INSTANCE_YAML.format(base=home / "storage"))
+        with exclusive_lock(home / INIT_LOCK):
+            if not config.exists():
+                write_atomically(config, INSTANCE_YAML.format(base=home / "storage"))
     return home
 
 
 def get_instance():
+    """The Dagster instance of $REGCALC_HOME, its storages created and stamped exactly once.
+
+    Loading the instance creates any missing SQLite database and stamps its alembic version;
+    that happens under the exclusive init lock, and every storage is touched while the lock is
+    held so that nothing is left to create lazily by a later, concurrent caller.
+    """
     import dagster as dg
 
-    os.environ["DAGSTER_HOME"] = str(dagster_home())
-    return dg.DagsterInstance.get()
+    home = dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)
+    with exclusive_lock(home / INIT_LOCK):
+        try:
+            instance = dg.DagsterInstance.get()
+            touch_storages(instance)
+        except Exception as exc:  # noqa: BLE001 - only the read-only cases are the user's to fix
+            if "readonly database" in str(exc) or "read-only file system" in str(exc).lower():
+                raise unwritable(home, None) from exc
+            raise
+    return instance
+
+
+def touch_storages(instance) -> None:
+    """One cheap read of each storage, which creates and stamps any database not yet there
+    (the run and schedule databases, the event log index and its concurrency tables)."""
+    instance.get_runs(limit=1)
+    instance.event_log_storage.get_concurrency_keys()
+    if instance.schedule_storage is not None:
+        instance.all_instigator_state()
