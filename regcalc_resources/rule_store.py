@@ -186,12 +186,9 @@ class DuckDBRuleStore(RuleStore):
     path: str
 
     def _connect(self):
-        import os
+        from regcalc_resources.duckdb_files import connect
 
-        import duckdb
-
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        con = duckdb.connect(self.path)
+        con = connect(self.path)  # waits while another process holds the file ($REGCALC_LOCK_TIMEOUT)
         con.execute("BEGIN TRANSACTION")
         return _DuckDBTx(con)
 

@@ -118,13 +118,11 @@ class DuckDBWarehouse(Warehouse):
     path: str
 
     def _connect(self, read_only: bool = False):
-        import os
+        """Loads open the file for writing and wait while another process holds it (an analyst's
+        session); queries open it read-only, shared with other readers, and close it at once."""
+        from regcalc_resources.duckdb_files import connect
 
-        import duckdb
-
-        if not read_only:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        return duckdb.connect(self.path, read_only=read_only)
+        return connect(self.path, read_only=read_only)
 
     def load(self, table, rows, partitions, run_id):
         started = time.perf_counter()
