@@ -28,6 +28,10 @@ def recalc_sensor(context: dg.SensorEvaluationContext, rules: RuleStore):
     landing = os.environ.get("REGCALC_LANDING")
     if not landing:
         return dg.SkipReason("REGCALC_LANDING is not set: nothing to observe")
+    from regcalc_assets.landing.logic import date_folders
+
+    for folder in date_folders(landing)[1]:
+        context.log.warning(f"skipped {folder} in {landing}: not a valid business date folder")
     instance = context.instance
     current = current_versions(rules.approved_rules(), landing, instance.get_dynamic_partitions(ENTITY_PARTITIONS))
     events = observations(changed_versions(instance, current))

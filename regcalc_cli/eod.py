@@ -32,6 +32,14 @@ def root_cause(error) -> str:
     return error.message.strip()
 
 
+def _failure(result) -> str:
+    """Each failed step of a run with the innermost message of its error."""
+    import dagster as dg
+
+    failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    return "; ".join(f"{e.step_key}: {root_cause(e.event_specific_data.error)}" for e in failures) or "run failed"
+
+
 def run_eod(instance, business_date: str, landing: str, entities: list[str] | None = None,
             rules_as_of: str | None = None) -> EodResult:
     """Materialize every stage of ``business_date`` for the delivered (or named) entities.
@@ -81,8 +89,7 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
         run_ids.append(result.run_id)
         if not result.success:
             ok = False
-            failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-            error = "; ".join(f"{e.step_key}: {root_cause(e.event_specific_data.error)}" for e in failures) or "run failed"
+            error = _failure(result)
             break
     unassigned = 0
     if ok and not entities:  # positions of no known entity: counted once per date, on a full EOD
@@ -95,6 +102,11 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
         if ok:
             mat = result.asset_materializations_for_node("unassigned_positions")[0]
             unassigned = int(mat.metadata["positions_unassigned"].value)
+            failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+            if failed:  # the date-level reconciliation: a lost entity or position fails the EOD
+                ok = False
+                summary = failed[0].metadata["summary"].value.split("\n", 1)[0]
+                error = f"{failed[0].check_name}: {summary}"
         else:
-            error = "unassigned_positions failed"
+            error = _failure(result)
     return EodResult(business_date, sorted(wanted), run_ids, time.perf_counter() - started, ok, error, unassigned)

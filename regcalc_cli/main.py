@@ -14,6 +14,8 @@ def _landing(landing: str | None) -> str:
     root = landing or os.environ.get("REGCALC_LANDING")
     if not root:
         raise click.UsageError("no landing zone: pass --landing DIR or set REGCALC_LANDING")
+    if Path(root).exists() and not Path(root).is_dir():
+        raise click.UsageError(f"landing zone {root} is a file, not a directory of business_date=YYYY-MM-DD folders")
     if not Path(root).is_dir():
         raise click.UsageError(f"landing zone {root} does not exist")
     return str(Path(root).resolve())
@@ -24,6 +26,34 @@ def _date(value: str) -> str:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError as exc:
         raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from exc
+
+
+def _business_date(value: str) -> str:
+    """A date that is a partition of the pipeline: from the first business date to tomorrow."""
+    from regcalc_assets.partitions import FIRST_BUSINESS_DATE
+
+    date = _date(value)
+    last = dt.date.today() + dt.timedelta(days=1)
+    if not FIRST_BUSINESS_DATE <= date <= last.isoformat():
+        raise click.BadParameter(f"{date} is outside the business dates the pipeline covers "
+                                 f"({FIRST_BUSINESS_DATE} to tomorrow, {last})")
+    return date
+
+
+def _warn_about_delivery(landing: str, business_date: str) -> None:
+    """Refuse an unreadable delivery before any run starts; warn once about columns and
+    entities that will be ignored or quarantined."""
+    from regcalc_assets.landing.logic import check_delivery, ignored_columns_warning, invalid_entities
+    from regcalc_core.identifiers import INVALID_IDENTIFIER, describe
+
+    warning = ignored_columns_warning(check_delivery(landing, business_date))
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    invalid = invalid_entities(landing, business_date)
+    if invalid:
+        click.echo(f"warning: {len(invalid)} entity_id(s) of the entities file are not valid identifiers "
+                   f"({', '.join(describe(e) for e in invalid[:5])}): their positions are quarantined as "
+                   f"entity_id:{INVALID_IDENTIFIER} (see README, Identifiers)", err=True)
 
 
 class RegcalcGroup(click.Group):
@@ -90,10 +120,16 @@ def eod(business_date, landing, entities, rules_as_of):
     from regcalc_cli.instance import get_instance
     from regcalc_core.timestamps import format_utc, parse_utc
 
-    business_date = _date(business_date)
+    from regcalc_core.identifiers import check_identifier
+
+    business_date = _business_date(business_date)
     if rules_as_of:  # checked before any stage work; the runs get the canonical UTC text
         rules_as_of = format_utc(parse_utc(rules_as_of, "--rules-as-of"))
-    result = run_eod(get_instance(), business_date, _landing(landing), list(entities) or None, rules_as_of)
+    landing = _landing(landing)
+    for entity in entities:
+        check_identifier(entity, "--entity")
+    _warn_about_delivery(landing, business_date)
+    result = run_eod(get_instance(), business_date, landing, list(entities) or None, rules_as_of)
     status = "ok" if result.success else "FAILED"
     click.echo(
         f"eod {business_date}: {status} - {len(result.entities)} entities in {len(result.run_ids)} run(s), "
@@ -114,10 +150,14 @@ def recalc(dates, landing, fmt):
     import json
     from dataclasses import asdict
 
+    from regcalc_assets.landing.logic import date_folders
     from regcalc_cli.instance import get_instance
     from regcalc_cli.recalc import render, run_recalc
 
-    result = run_recalc(get_instance(), _landing(landing), [_date(d) for d in dates] or None)
+    landing = _landing(landing)
+    for folder in date_folders(landing)[1]:
+        click.echo(f"warning: skipped {Path(landing) / folder}: not a valid business date folder", err=True)
+    result = run_recalc(get_instance(), landing, [_date(d) for d in dates] or None)
     if fmt == "json":
         click.echo(json.dumps({**asdict(result), "hit_rate": result.hit_rate}, indent=2))
     else:
