@@ -44,6 +44,20 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
             rules_as_of: str | None = None) -> EodResult:
     """Materialize every stage of ``business_date`` for the delivered (or named) entities.
 
+    One EOD of a date at a time: the date's lock is held around all its runs (a second EOD waits
+    up to ``$REGCALC_LOCK_TIMEOUT``, then a ``ResourceBusyError`` names the holding run), and a
+    run of the date orphaned by a killed process is marked failed first (``date_lock``).
+    """
+    from regcalc_cli.date_lock import business_date_lock
+
+    with business_date_lock(instance, business_date, "eod") as lock:
+        return _run_eod_holding_date(instance, business_date, landing, entities, rules_as_of, lock.tags)
+
+
+def _run_eod_holding_date(instance, business_date: str, landing: str, entities: list[str] | None,
+                          rules_as_of: str | None, lock_tags: dict[str, str]) -> EodResult:
+    """``run_eod`` with the date held; every run carries ``lock_tags`` (lock id and process).
+
     One process, one engine session: a run covers a contiguous range of entity partitions, so the
     landing files are read once per run, not once per partition.
     """
@@ -82,7 +96,7 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
             instance=instance,
             run_config=quiet_run_config(),
             tags={**date_range_tags(business_date, group[0], group[-1]), "regcalc/business_date": business_date,
-                  "regcalc/trigger": "cli-eod", **({AS_OF_TAG: rules_as_of} if rules_as_of else {})},
+                  "regcalc/trigger": "cli-eod", **({AS_OF_TAG: rules_as_of} if rules_as_of else {}), **lock_tags},
             raise_on_error=False,
             asset_selection=selection,
         )
@@ -95,7 +109,7 @@ def run_eod(instance, business_date: str, landing: str, entities: list[str] | No
     if ok and not entities:  # positions of no known entity: counted once per date, on a full EOD
         result = defs.resolve_job_def("unassigned_positions_job").execute_in_process(
             instance=instance, partition_key=business_date, raise_on_error=False, run_config=quiet_run_config(),
-            tags={"regcalc/business_date": business_date, "regcalc/trigger": "cli-eod"},
+            tags={"regcalc/business_date": business_date, "regcalc/trigger": "cli-eod", **lock_tags},
         )
         run_ids.append(result.run_id)
         ok = result.success
