@@ -28,14 +28,17 @@ class RecalcResult:
 
 def run_recalc(instance, landing: str, dates: list[str] | None = None) -> RecalcResult:
     """Observe every source, plan what is stale (the partitions whose consumed source version
-    changed, and everything downstream of them), and materialize it in as few runs as possible."""
+    changed, and everything downstream of them), and materialize it in as few runs as possible.
+    Each date is held (``date_lock``) while its runs are made, as an EOD holds it."""
     import os
+    from itertools import groupby
 
     import dagster as dg
 
     from regcalc_assets.definitions import build_definitions
     from regcalc_assets.sources import recalc
     from regcalc_assets.sources.versions import observe
+    from regcalc_cli.date_lock import business_date_lock
     from regcalc_cli.eod import quiet_run_config, root_cause
 
     os.environ["REGCALC_LANDING"] = landing
@@ -45,22 +48,27 @@ def run_recalc(instance, landing: str, dates: list[str] | None = None) -> Recalc
     plan = recalc.plan(instance, defs.resolve_asset_graph(), current, set(dates) if dates else None)
     result = RecalcResult({a: sorted(k) for a, k in plan.stale.items() if k}, plan.reused,
                           {s: sorted(v) for s, v in changed.items()})
-    for run in plan.runs:
-        tags = {**run.tags(), **plan.summary_tags()}
-        selection = [dg.AssetKey(a) for a in run.assets]
-        if run.entities:
-            outcome = defs.resolve_job_def("eod_job").execute_in_process(
-                instance=instance, run_config=quiet_run_config(), tags=tags, asset_selection=selection,
-                raise_on_error=False)
-        else:
-            outcome = defs.resolve_job_def("unassigned_positions_job").execute_in_process(
-                instance=instance, run_config=quiet_run_config(), tags=tags, asset_selection=selection,
-                partition_key=run.business_date, raise_on_error=False)
-        result.run_ids.append(outcome.run_id)
-        if not outcome.success:
-            failures = [e for e in outcome.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-            result.success = False
-            result.error = "; ".join(f"{e.step_key}: {root_cause(e.event_specific_data.error)}" for e in failures) or "run failed"
+    for business_date, runs in groupby(plan.runs, key=lambda r: r.business_date):  # planned in date order
+        with business_date_lock(instance, business_date, "recalc") as lock:  # never beside an EOD of the date
+            for run in runs:
+                tags = {**run.tags(), **plan.summary_tags(), **lock.tags}
+                selection = [dg.AssetKey(a) for a in run.assets]
+                if run.entities:
+                    outcome = defs.resolve_job_def("eod_job").execute_in_process(
+                        instance=instance, run_config=quiet_run_config(), tags=tags, asset_selection=selection,
+                        raise_on_error=False)
+                else:
+                    outcome = defs.resolve_job_def("unassigned_positions_job").execute_in_process(
+                        instance=instance, run_config=quiet_run_config(), tags=tags, asset_selection=selection,
+                        partition_key=run.business_date, raise_on_error=False)
+                result.run_ids.append(outcome.run_id)
+                if not outcome.success:
+                    failures = [e for e in outcome.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+                    result.success = False
+                    result.error = ("; ".join(f"{e.step_key}: {root_cause(e.event_specific_data.error)}" for e in failures)
+                                    or "run failed")
+                    break
+        if not result.success:
             break
     result.seconds = time.perf_counter() - started
     return result
