@@ -254,6 +254,7 @@ class SparkEngine(ComputeEngine):
                 .option("inferSchema", False)
                 .option("emptyValue", None)
                 .option("nullValue", "")
+                .option("multiLine", True)  # a quoted value may hold a line break (RFC 4180)
                 .csv(path)
             )
         else:

@@ -26,6 +26,10 @@ POSITIONS = {
     "BAD_DATE": ("LOANS,E1,C1,LOAN,USD,100,,,2024-6-1,,,,,,", "maturity_date:unparseable"),
     "BAD_DATE2": ("LOANS,E1,C1,LOAN,USD,100,,,2024-02-30,,,,,,", "maturity_date:unparseable"),
     "BAD_NUMBER": ("LOANS,E1,C1,LOAN,USD,1e,,,,,,,,,", "balance:unparseable"),
+    "BAD_NAN": ("LOANS,E1,C1,LOAN,USD,nan,,,,,,,,,", "balance:unparseable"),
+    "BAD_INF": ("LOANS,E1,C1,LOAN,USD,inf,,,,,,,,,", "balance:unparseable"),
+    "BAD_MINUS_INF": ("MARKETS,E1,,SECURITY,USD,,-Infinity,S1,,,,,,,", "quantity:unparseable"),
+    "BAD_SQL": ("LOANS,E1,C1,LOAN,USD,1; DROP TABLE x,,,,,,,,,", "balance:unparseable"),
     "BAD_BOOL": ("DEPOSITS,E1,C1,DEPOSIT,USD,100,,,,yes,,,,,", "insured:unparseable"),
     "BAD_NO_CPTY": ("LOANS,E1,,LOAN,USD,100,,,,,,,,,", "counterparty_id:missing"),
     "BAD_UNKNOWN_CPTY": ("LOANS,E1,C404,LOAN,USD,100,,,,,,,,,", "counterparty_id:unknown_reference"),
@@ -161,3 +165,28 @@ def test_accepted_rows_are_typed(flagged):
     sec = rows["OK_SEC"]
     assert sec["quantity"] == 10.0 and sec["price"] == 99.5 and sec["security_hqla_level"] == "L1"
     assert rows["OK_REPO_NO_COLL"]["security_hqla_level"] is None
+
+
+def test_bom_crlf_and_quoted_newlines_give_the_same_rows(engine, tmp_path):
+    """A CSV delivery with a byte-order mark, CRLF line ends and a quoted newline inside a value
+    is read as the same rows (the same accepted values and quarantine reasons) as the plain file."""
+    plain = write_landing(tmp_path / "plain")
+    odd = write_landing(tmp_path / "odd")
+    folder = odd / f"business_date={DATE}"
+    for path in folder.glob("*.csv"):
+        text = path.read_text().replace("\n", "\r\n")
+        if path.name == "counterparties.csv":
+            text = text.replace("C1,RETAIL,a,GB", 'C1,RETAIL,"a\r\nline two",GB')
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+
+    def rows(root):
+        frames = landing.read_all(engine, str(root), DATE)
+        flagged, typed = validation.flag_positions(landing.land_positions(frames, DATE, ["E1", "E2"]))
+        accepted = sorted((r["position_id"], r["balance"], r["source_row"], r["counterparty_type"])
+                          for r in validation.accepted_positions(flagged, typed).collect())
+        quarantined = sorted((r["position_id"], r["quarantine_reasons"], r["source_row"])
+                             for r in validation.quarantined_positions(flagged).collect())
+        names = sorted((r["counterparty_id"], r["name"].replace("\r", "").replace("\nline two", "")) for r in frames["counterparties"].collect())
+        return accepted, quarantined, names
+
+    assert rows(odd) == rows(plain)
