@@ -48,17 +48,16 @@ def writable_dir(path: Path) -> Path:
     """Create ``path`` if needed and prove it writable by creating and removing a file in it.
 
     ``os.access`` alone is not enough: root passes it on a 0555 directory, yet an immutable
-    directory or a read-only mount still refuses the write. Raises ``UnwritableHomeError``.
+    directory or a read-only mount still refuses the write. Any failure (read-only file system,
+    permissions, a file in the way, a full disk) raises ``UnwritableHomeError`` naming ``path``.
     """
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".regcalc-write-probe-", dir=path)
         os.close(fd)
         os.unlink(probe)
-    except OSError as exc:
-        if exc.errno in UNWRITABLE or isinstance(exc, PermissionError):
-            raise unwritable(path, exc) from exc
-        raise
+    except OSError as exc:  # read-only, permissions, a file in the way, no space: the user's to fix
+        raise unwritable(path, exc) from exc
     return path
 
 
