@@ -163,3 +163,24 @@ def test_lock_timeout_setting(monkeypatch):
         monkeypatch.setenv("REGCALC_LOCK_TIMEOUT", bad)
         with pytest.raises(RegcalcInputError, match="REGCALC_LOCK_TIMEOUT"):
             lock_timeout()
+
+
+def test_eod_names_the_process_holding_the_warehouse(regcalc_home, golden, monkeypatch):
+    """An analyst's session writing the warehouse through the whole EOD: the load waits
+    REGCALC_LOCK_TIMEOUT, then the EOD fails with one line naming that process."""
+    import duckdb
+
+    from regcalc_cli.main import cli
+
+    regcalc_home.mkdir(parents=True)
+    path = regcalc_home / "warehouse.duckdb"
+    duckdb.connect(str(path)).close()
+    monkeypatch.setenv("REGCALC_LOCK_TIMEOUT", "1")
+    analyst = hold(path, 600)
+    try:
+        result = CliRunner().invoke(cli, ["eod", "--date", "2024-06-28", "--landing", str(golden / "landing")])
+    finally:
+        release(analyst)
+    assert result.exit_code != 0, result.output
+    assert f"{path} is locked by another process (PID {analyst.pid}, " in result.output
+    assert "Traceback" not in result.output
