@@ -6,6 +6,8 @@ import csv
 
 import pytest
 
+from regcalc_tests.conftest import ENGINES
+
 from regcalc_cli.eod import run_eod
 from regcalc_cli.report import fetch_report
 from regcalc_tests.helpers import assert_traced_to_the_cent, traced_totals
@@ -34,7 +36,7 @@ def assert_matches(actual: list[dict], expected: dict[str, dict]) -> None:
                 assert row[column] == pytest.approx(float(value), rel=1e-9, abs=1e-6), (row["entity_id"], column)
 
 
-@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+@pytest.mark.parametrize("engine_name", ENGINES)
 @pytest.mark.parametrize("landing", ["landing", "landing_csv"])
 def test_golden_base_figures(golden, regcalc_home, monkeypatch, engine_name, landing):
     monkeypatch.setenv("REGCALC_ENGINE", engine_name)
@@ -46,7 +48,7 @@ def test_golden_base_figures(golden, regcalc_home, monkeypatch, engine_name, lan
     assert len(result.run_ids) == 2, "one run serves every entity of the date, one the date-level quarantine"
     warehouse = build_resources()["warehouse"]
     assert_matches(fetch_report(warehouse, DATE, "base"), expected_rows(golden))
-    assert_matches(fetch_report(warehouse, DATE), expected_rows(golden)), "no rules: adjusted = base"
+    assert_matches(fetch_report(warehouse, DATE), expected_rows(golden))  # no rules: adjusted = base
     assert_traced_to_the_cent(traced_totals(warehouse.query, DATE),
                               {(e, b): r for e, r in expected_rows(golden).items() for b in ("base", "adjusted")})
     assert_column_lineage_and_openlineage(get_instance(), regcalc_home, result.run_ids[0])
@@ -97,7 +99,7 @@ def assert_column_lineage_and_openlineage(instance, home, run_id):
     assert "adjusted_positions" in {i["name"] for i in lineage_event["inputs"]}
 
 
-@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+@pytest.mark.parametrize("engine_name", ENGINES)
 def test_golden_rules_through_the_store_give_the_adjusted_figures(golden, regcalc_home, monkeypatch, engine_name):
     """rules.yaml submitted by analysts and approved by another user reproduces expected_adjusted.csv."""
     import yaml

@@ -15,7 +15,7 @@ import pytest
 from regcalc_assets.landing.generate import generate_landing
 from regcalc_cli.eod import run_eod
 from regcalc_cli.report import fetch_report
-from regcalc_tests.conftest import REPO
+from regcalc_tests.conftest import ENGINES, REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from baseline_sql import compute_metrics_sql  # noqa: E402
@@ -31,7 +31,7 @@ def landing(request, tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+@pytest.mark.parametrize("engine_name", ENGINES)
 def test_pipeline_matches_sql_oracle(landing, regcalc_home, monkeypatch, engine_name):
     if engine_name == "spark" and "csv" in landing.name:
         pytest.skip("the CSV path on Spark is covered by the golden example; keep the suite short")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -15,12 +14,10 @@ import pytest
 from regcalc_assets.landing import generate as gen
 from regcalc_assets.landing.generate import generate_landing
 
-GOLDEN = Path(os.environ.get("REGCALC_GOLDEN", "/work/shared/examples/golden"))
 GOLDEN_DATE = "business_date=2024-06-28"
 FRIDAY = datetime.date(2024, 6, 28)
 N = 2_000
 NO_COUNTERPARTY = {"CASH", "CENTRAL_BANK_RESERVE", "SECURITY", "EQUITY_CAPITAL", "OTHER_ASSET", "OTHER_LIABILITY"}
-needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"golden example not found at {GOLDEN}")
 
 
 def read(root: Path, day: str, name: str) -> pa.Table:
@@ -49,11 +46,10 @@ def dirty(tmp_path_factory):
     return root, summary
 
 
-@needs_golden
 @pytest.mark.parametrize("name", gen.FILES)
-def test_parquet_schemas_equal_the_golden_files(clean, name):
+def test_parquet_schemas_equal_the_golden_files(clean, name, golden):
     root, summary = clean
-    golden = pq.read_schema(GOLDEN / "landing" / GOLDEN_DATE / f"{name}.parquet")
+    golden = pq.read_schema(golden / "landing" / GOLDEN_DATE / f"{name}.parquet")
     assert gen.SCHEMAS[name].equals(golden)
     for day in summary["dates"]:
         assert pq.read_schema(root / f"business_date={day}" / f"{name}.parquet").equals(golden)
@@ -61,15 +57,14 @@ def test_parquet_schemas_equal_the_golden_files(clean, name):
             .column(0).compression == "ZSTD"
 
 
-def test_csv_has_the_golden_header_and_the_same_content_as_parquet(clean, tmp_path):
+def test_csv_has_the_golden_header_and_the_same_content_as_parquet(clean, tmp_path, golden):
     root, summary = clean
     generate_landing(tmp_path, FRIDAY, days=3, entities=5, positions=N, seed=11, fmt="csv", bad_row_rate=0.0)
     for day in summary["dates"]:
         for name in gen.FILES:
             path = tmp_path / f"business_date={day}" / f"{name}.csv"
             header = path.open().readline().strip()
-            if GOLDEN.is_dir():
-                assert header == (GOLDEN / "landing_csv" / GOLDEN_DATE / f"{name}.csv").open().readline().strip()
+            assert header == (golden / "landing_csv" / GOLDEN_DATE / f"{name}.csv").open().readline().strip()
             assert header == ",".join(gen.SCHEMAS[name].names)
             assert read_csv_typed(path, gen.SCHEMAS[name]).equals(read(root, day, name)), (day, name)
 
