@@ -170,11 +170,11 @@ def business_date_lock(instance, business_date: str, purpose: str = "eod", timeo
     deadline = time.monotonic() + limit
     try:
         while not _claim(instance, key, lock_id, me):
-            if release_dead_holders(instance, key):
-                continue
+            freed = release_dead_holders(instance, key)  # then claim again at once
             if time.monotonic() >= deadline:
                 raise ResourceBusyError(busy_message(business_date, describe_holder(instance, key), limit))
-            time.sleep(min(poll, max(deadline - time.monotonic(), 0.0)))
+            if not freed:
+                time.sleep(min(poll, max(deadline - time.monotonic(), 0.0)))
         orphans = fail_orphaned_runs(instance, business_date)
         yield DateLock(key, lock_id, {LOCK_TAG: lock_id, PROCESS_TAG: me.token()}, tuple(orphans))
     finally:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
 PROCESSES = 4
-TRIALS = 3
+TRIALS = 2
 
 # Each child imports everything first, then waits for the start signal, so that the instance
 # creation of all four overlaps (as with commands started together).
