@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from regcalc_cli.date_lock import Holder, ProcessIdentity, business_date_lock, busy_message, lock_key
