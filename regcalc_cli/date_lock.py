@@ -182,13 +182,20 @@ def business_date_lock(instance, business_date: str, purpose: str = "eod", timeo
 
 
 def _claim(instance, key: str, lock_id: str, me: ProcessIdentity) -> bool:
-    """One attempt: make sure the key has exactly one slot, then claim it (queued if taken)."""
+    """One attempt: make sure the key has exactly one slot, then claim it (queued if taken).
+
+    Claims from this host are serialized by a file lock: without it, processes creating the key
+    at the same moment fail on SQLite (``UNIQUE constraint failed: concurrency_limits``)."""
     from regcalc_cli.instance import exclusive_lock
 
     storage = instance.event_log_storage
     with exclusive_lock(Path(instance.root_directory) / CLAIMS_LOCK):
         if storage.get_concurrency_info(key).slot_count != 1:
-            storage.set_concurrency_slots(key, 1)
+            try:
+                storage.set_concurrency_slots(key, 1)
+            except Exception:  # another host created the key at the same moment (PostgreSQL instance)
+                if storage.get_concurrency_info(key).slot_count != 1:
+                    raise
         return storage.claim_concurrency_slot(key, lock_id, me.token()).is_claimed
 
 

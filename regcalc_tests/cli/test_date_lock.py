@@ -165,3 +165,43 @@ def test_killed_eod_run_is_marked_failed_by_the_next_eod(regcalc_home, golden):
     others = [r for r in _runs(instance) if r.run_id != orphan.run_id]
     assert others and all(r.status == dg.DagsterRunStatus.SUCCESS for r in others)
     assert not instance.event_log_storage.get_concurrency_info(lock_key(DATE)).claimed_slots
+
+
+# Takes the date, records when it held it, holds it briefly, lets go.
+CONTENDER = """
+import json, os, sys, time
+from regcalc_cli.date_lock import business_date_lock
+from regcalc_cli.instance import get_instance
+
+date, log, go = sys.argv[1], sys.argv[2], sys.argv[3]
+instance = get_instance()
+open(log + ".ready", "w").close()
+while not os.path.exists(go):
+    time.sleep(0.005)
+with business_date_lock(instance, date, timeout=120, poll=0.05):
+    entered = time.time()
+    time.sleep(0.3)
+    left = time.time()
+with open(log, "w") as f:
+    json.dump([entered, left], f)
+"""
+
+
+def test_contending_processes_hold_a_date_one_at_a_time(regcalc_home, tmp_path):
+    """Several processes released at the same moment: each gets the date, never two at once."""
+    import json
+
+    from regcalc_cli.instance import get_instance
+
+    get_instance()  # the instance exists; the contention is on the date only
+    go = tmp_path / "go"
+    logs = [tmp_path / f"holder-{i}.json" for i in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-c", CONTENDER, DATE, str(log), str(go)], cwd=REPO,
+                              env=_env(regcalc_home)) for log in logs]
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{log}.ready").exists() for log in logs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    assert [p.wait(120) for p in procs] == [0, 0, 0]
+    spans = sorted(json.loads(log.read_text()) for log in logs)
+    assert all(left <= entered for (_, left), (entered, _) in zip(spans, spans[1:])), spans
