@@ -22,6 +22,7 @@ test: install            ## the whole suite, both engines (CI runs exactly this)
 	$(BIN)/python -m pytest -q
 
 ui: install              ## the Dagster UI over the state the CLI wrote
+	$(BIN)/python -c "from regcalc_cli.instance import get_instance; get_instance()"  # created once, under its lock
 	DAGSTER_HOME=$(REGCALC_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml
 
 bench: install           ## EOD benchmark (writes JSON figures)

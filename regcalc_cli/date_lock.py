@@ -158,7 +158,7 @@ def business_date_lock(instance, business_date: str, purpose: str = "eod", timeo
     ``$REGCALC_LOCK_TIMEOUT``) for another holder; then ``ResourceBusyError`` names it. On taking
     the lock, runs of the date orphaned by a dead process are marked failed. The lock is always
     released, on failure too; a killed holder's claim is freed by the next one who needs it."""
-    from regcalc_resources.duckdb_files import lock_timeout
+    from regcalc_resources.settings import lock_timeout
 
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:

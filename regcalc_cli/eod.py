@@ -15,6 +15,7 @@ class EodResult:
     success: bool
     error: str | None = None
     unassigned: int = 0
+    input_error: bool = False  # the failure is bad input or a busy resource (exit code 2)
 
 
 def quiet_run_config() -> dict:
@@ -25,19 +26,28 @@ def quiet_run_config() -> dict:
     return {"loggers": {"console": {"config": {"log_level": level}}}}
 
 
-def root_cause(error) -> str:
-    """The innermost message of a Dagster error chain (the user's error, not Dagster's wrapper)."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    return error.message.strip()
-
-
-def _failure(result) -> str:
-    """Each failed step of a run with the innermost message of its error."""
+def failure_summary(result) -> tuple[str, bool]:
+    """(each failed step of a run with the message of its error: our own error in the chain, which
+    names the culprit, else the innermost one; whether every such error is a RegcalcInputError:
+    bad input, a busy or unwritable resource, which the command line reports with exit code 2)."""
     import dagster as dg
 
+    from regcalc_core.errors import RegcalcInputError
+
+    def names(cls) -> set[str]:
+        return {cls.__name__}.union(*(names(sub) for sub in cls.__subclasses__()))
+
+    def cause(error):  # the outermost error of ours in the chain (its message names the culprit), else the innermost
+        chain = [error]
+        while getattr(chain[-1], "cause", None) is not None:
+            chain.append(chain[-1].cause)
+        return next((e for e in chain if e.cls_name in ours), chain[-1])
+
+    ours = names(RegcalcInputError)
     failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    return "; ".join(f"{e.step_key}: {root_cause(e.event_specific_data.error)}" for e in failures) or "run failed"
+    causes = [cause(e.event_specific_data.error) for e in failures]
+    text = "; ".join(f"{e.step_key}: {c.message.strip()}" for e, c in zip(failures, causes)) or "run failed"
+    return text, bool(causes) and all(c.cls_name in ours for c in causes)
 
 
 def run_eod(instance, business_date: str, landing: str, entities: list[str] | None = None,
@@ -90,7 +100,7 @@ def _run_eod_holding_date(instance, business_date: str, landing: str, entities: 
         skipped = {dg.AssetKey("lineage"), dg.AssetKey("warehouse_lineage")}
         selection = [k for k in job.asset_layer.executable_asset_keys if k not in skipped]
     started = time.perf_counter()
-    run_ids, ok, error = [], True, None
+    run_ids, ok, error, input_error = [], True, None, False
     for group in contiguous_groups(instance.get_dynamic_partitions(ENTITY_PARTITIONS), wanted):
         result = job.execute_in_process(
             instance=instance,
@@ -103,7 +113,7 @@ def _run_eod_holding_date(instance, business_date: str, landing: str, entities: 
         run_ids.append(result.run_id)
         if not result.success:
             ok = False
-            error = _failure(result)
+            error, input_error = failure_summary(result)
             break
     unassigned = 0
     if ok and not entities:  # positions of no known entity: counted once per date, on a full EOD
@@ -122,5 +132,6 @@ def _run_eod_holding_date(instance, business_date: str, landing: str, entities: 
                 summary = failed[0].metadata["summary"].value.split("\n", 1)[0]
                 error = f"{failed[0].check_name}: {summary}"
         else:
-            error = _failure(result)
-    return EodResult(business_date, sorted(wanted), run_ids, time.perf_counter() - started, ok, error, unassigned)
+            error, input_error = failure_summary(result)
+    return EodResult(business_date, sorted(wanted), run_ids, time.perf_counter() - started, ok, error, unassigned,
+                     input_error)

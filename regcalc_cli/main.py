@@ -138,7 +138,7 @@ def eod(business_date, landing, entities, rules_as_of):
     )
     if not result.success:
         click.echo(f"error: {result.error}", err=True)
-        sys.exit(1)
+        sys.exit(2 if result.input_error else 1)
 
 
 @cli.command()
@@ -164,7 +164,7 @@ def recalc(dates, landing, fmt):
         click.echo(render(result))
     if not result.success:
         click.echo(f"error: {result.error}", err=True)
-        sys.exit(1)
+        sys.exit(2 if result.input_error else 1)
 
 
 @cli.command()

@@ -15,6 +15,7 @@ class RecalcResult:
     seconds: float = 0.0
     success: bool = True
     error: str | None = None
+    input_error: bool = False  # the failure is bad input or a busy resource (exit code 2)
 
     @property
     def recomputed_count(self) -> int:
@@ -39,7 +40,7 @@ def run_recalc(instance, landing: str, dates: list[str] | None = None) -> Recalc
     from regcalc_assets.sources import recalc
     from regcalc_assets.sources.versions import observe
     from regcalc_cli.date_lock import business_date_lock
-    from regcalc_cli.eod import quiet_run_config, root_cause
+    from regcalc_cli.eod import failure_summary, quiet_run_config
 
     os.environ["REGCALC_LANDING"] = landing
     started = time.perf_counter()
@@ -63,10 +64,8 @@ def run_recalc(instance, landing: str, dates: list[str] | None = None) -> Recalc
                         partition_key=run.business_date, raise_on_error=False)
                 result.run_ids.append(outcome.run_id)
                 if not outcome.success:
-                    failures = [e for e in outcome.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
                     result.success = False
-                    result.error = ("; ".join(f"{e.step_key}: {root_cause(e.event_specific_data.error)}" for e in failures)
-                                    or "run failed")
+                    result.error, result.input_error = failure_summary(outcome)
                     break
         if not result.success:
             break

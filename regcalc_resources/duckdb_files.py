@@ -14,28 +14,9 @@ import re
 import time
 
 from regcalc_core.errors import RegcalcInputError, ResourceBusyError
-
-DEFAULT_LOCK_TIMEOUT = 600.0
-"""Ten minutes: longer than an EOD of a business date takes at bank scale (the longest holder of
-the date lock and of the warehouse), short enough that a forgotten session fails the batch well
-inside its overnight window instead of hanging it."""
+from regcalc_resources.settings import lock_timeout
 
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
-
-
-def lock_timeout() -> float:
-    """``$REGCALC_LOCK_TIMEOUT``: seconds to wait for a DuckDB file or a business date held by
-    another process (default 600)."""
-    raw = os.environ.get("REGCALC_LOCK_TIMEOUT", "").strip()
-    if not raw:
-        return DEFAULT_LOCK_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        raise RegcalcInputError(f"REGCALC_LOCK_TIMEOUT must be a number of seconds, not {raw!r}") from None
-    if value < 0 or value != value:
-        raise RegcalcInputError(f"REGCALC_LOCK_TIMEOUT must be zero or more seconds, not {raw!r}")
-    return value
 
 
 def lock_holder(message: str) -> tuple[int, str] | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from regcalc_core.errors import RegcalcInputError
+
 
 def regcalc_home() -> Path:
     """``$REGCALC_HOME`` (default ``./.regcalc``): Dagster home, stage storage and warehouse live here."""
@@ -43,3 +45,24 @@ def lineage_enabled() -> bool:
     if value not in ("on", "off"):
         raise RuntimeError(f"REGCALC_LINEAGE must be 'on' or 'off', not {value!r}")
     return value == "on"
+
+
+DEFAULT_LOCK_TIMEOUT = 600.0
+"""Ten minutes: longer than an EOD of a business date takes at bank scale (the longest holder of
+the date lock and of the warehouse), short enough that a forgotten session fails the batch well
+inside its overnight window instead of hanging it."""
+
+
+def lock_timeout() -> float:
+    """``$REGCALC_LOCK_TIMEOUT``: seconds to wait for a DuckDB file or a business date held by
+    another process (default 600)."""
+    raw = os.environ.get("REGCALC_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RegcalcInputError(f"REGCALC_LOCK_TIMEOUT must be a number of seconds, not {raw!r}") from None
+    if value < 0 or value != value:
+        raise RegcalcInputError(f"REGCALC_LOCK_TIMEOUT must be zero or more seconds, not {raw!r}")
+    return value
