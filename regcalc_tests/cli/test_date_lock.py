@@ -165,6 +165,12 @@ def test_killed_eod_run_is_marked_failed_by_the_next_eod(regcalc_home, golden):
     others = [r for r in _runs(instance) if r.run_id != orphan.run_id]
     assert others and all(r.status == dg.DagsterRunStatus.SUCCESS for r in others)
     assert not instance.event_log_storage.get_concurrency_info(lock_key(DATE)).claimed_slots
+    # the re-run after the kill reports exactly the golden figures: nothing half-written survived
+    from regcalc_cli.report import fetch_report
+    from regcalc_resources import cli_resource
+    from regcalc_tests.e2e.test_golden_pipeline import assert_matches, expected_rows
+
+    assert_matches(fetch_report(cli_resource("warehouse"), DATE, "base"), expected_rows(golden))
 
 
 # Takes the date, records when it held it, holds it briefly, lets go.
