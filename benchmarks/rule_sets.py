@@ -76,7 +76,8 @@ def benchmark_rules(n: int, entities: int = 20, effective_date: str = "2024-01-0
     final = n - deal - aggregation
     bodies = ([_deal_rule(i, entities) for i in range(deal)] + [_aggregation_rule(i, entities) for i in range(aggregation)]
               + [_final_rule(i, entities) for i in range(final)])
-    return [{"rule_id": f"BENCH_{k + 1:03d}", "description": f"benchmark overlay {k + 1}", "priority": 100 + k % 5,
+    width = max(3, len(str(n)))  # BENCH_001 .. BENCH_050 as before; BENCH_0001 .. BENCH_1000
+    return [{"rule_id": f"BENCH_{k + 1:0{width}d}", "description": f"benchmark overlay {k + 1}", "priority": 100 + k % 5,
              "effective_date": effective_date, **body} for k, body in enumerate(bodies)]
 
 

@@ -8,6 +8,7 @@ DuckDB file (``$REGCALC_HOME/rules.duckdb``) and on PostgreSQL in production.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from contextlib import contextmanager
@@ -85,14 +86,29 @@ class RuleStore(dg.ConfigurableResource):
         return cur.fetchall()
 
     def _append(self, cur, rule_id, version, action, actor, body, at=None):
-        cur.execute(
-            self._sql("INSERT INTO rule_events (rule_id, version, action, actor, acted_at, body) VALUES (?, ?, ?, ?, ?, ?)"),
-            [rule_id, version, action, actor, at or _now(), json.dumps(body, default=str, sort_keys=True)],
-        )
+        self._append_many(cur, [(rule_id, version, action, actor, body)], at)
+
+    def _append_many(self, cur, events: list[tuple], at=None, batch: int = 500):
+        """Insert events (rule_id, version, action, actor, body), all at one moment, as multi-row
+        INSERTs of up to ``batch`` rows (one statement per batch, not one per event)."""
+        at = at or _now()
+        for start in range(0, len(events), batch):
+            chunk = events[start:start + batch]
+            rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+            params = [p for rule_id, version, action, actor, body in chunk
+                      for p in (rule_id, version, action, actor, at, json.dumps(body, default=str, sort_keys=True))]
+            cur.execute(self._sql(f"INSERT INTO rule_events (rule_id, version, action, actor, acted_at, body) VALUES {rows}"),
+                        params)
+
+    def _latest_versions(self, cur) -> dict[str, int]:
+        """Every rule's latest version number, read in one query."""
+        cur.execute(self._sql("SELECT rule_id, max(version) FROM rule_events GROUP BY rule_id"))
+        return {rule_id: version for rule_id, version in cur.fetchall()}
 
     # -- actions -------------------------------------------------------------------------
     def submit(self, raw_rules: list[dict], user: str) -> list[Rule]:
-        """Validate every rule of a file, then store each as a new version; all or nothing."""
+        """Validate every rule of a file, then store each as a new version; all or nothing (one
+        transaction: the latest versions read once, the events inserted in batches)."""
         if not user:
             raise GovernanceError("a submission needs a user")
         parsed = []
@@ -102,12 +118,12 @@ class RuleStore(dg.ConfigurableResource):
         ids = [r.rule_id for r, _ in parsed]
         if len(ids) != len(set(ids)):
             raise RuleValidationError(f"rule {sorted({i for i in ids if ids.count(i) > 1})[0]}: appears twice in the file")
-        stored = []
         with self._tx() as cur:
-            for rule, body in parsed:
-                latest = max((e[1] for e in self._events(cur, rule.rule_id)), default=0)
-                self._append(cur, rule.rule_id, latest + 1, "submit", user, body)
-                stored.append(parse_rule({**body, "version": latest + 1, "submitted_by": user}))
+            latest = self._latest_versions(cur)
+            stored = [dataclasses.replace(rule, version=latest.get(rule.rule_id, 0) + 1, submitted_by=user)
+                      for rule, _ in parsed]
+            self._append_many(cur, [(rule.rule_id, rule.version, "submit", user, body)
+                                    for rule, (_, body) in zip(stored, parsed)])
         return stored
 
     def approve(self, rule_id: str, user: str) -> RuleVersion:

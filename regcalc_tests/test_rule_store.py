@@ -87,3 +87,33 @@ def test_values_that_look_like_sql_are_stored_as_plain_values(store):
     store.approve("R-1", "b")
     [rule] = store.approved_rules()
     assert rule.description == sneaky and rule.conditions[0].value == sneaky
+
+
+def test_a_large_file_is_stored_in_one_batch_with_the_right_versions(store):
+    """1,200 rules (more than one insert batch), 200 of them already stored twice: each gets the
+    next version of its own history, and the stored events read back as submitted."""
+    def body(k, factor):
+        return {"rule_id": f"VOL_{k:04d}", "stage": "aggregation", "effective_date": "2024-01-01",
+                "adjustments": [{"field": "amount", "operation": "multiply", "value": factor}]}
+
+    store.submit([body(k, 1.5) for k in range(200)], "analyst_a")
+    store.submit([body(k, 1.25) for k in range(200)], "analyst_a")
+    stored = store.submit([body(k, 2.0) for k in range(1200)], "analyst_b")
+    assert [(r.rule_id, r.version, r.submitted_by) for r in stored] == [
+        (f"VOL_{k:04d}", 3 if k < 200 else 1, "analyst_b") for k in range(1200)]
+    assert len(store.rule_ids()) == 1200
+    history = store.history("VOL_0007")
+    assert [(v.version, v.status, v.submitted_by, v.body["adjustments"][0]["value"]) for v in history] == [
+        (1, "submitted", "analyst_a", 1.5), (2, "submitted", "analyst_a", 1.25), (3, "submitted", "analyst_b", 2.0)]
+    store.approve("VOL_1199", "risk_admin")
+    [rule] = store.approved_rules()
+    assert (rule.rule_id, rule.version, rule.adjustments[0].value) == ("VOL_1199", 1, 2.0)
+
+
+def test_a_bad_rule_late_in_a_large_file_stores_nothing(store):
+    rules = [{"rule_id": f"VOL_{k:04d}", "stage": "final_calc", "effective_date": "2024-01-01",
+              "adjustments": [{"field": "hqla", "operation": "add", "value": 1}]} for k in range(700)]
+    rules[650]["adjustments"][0]["value"] = "a lot"
+    with pytest.raises(RuleValidationError, match="rule VOL_0650: adjustment 1"):
+        store.submit(rules, "analyst_a")
+    assert store.rule_ids() == []

@@ -1,9 +1,12 @@
 """The rule compiler: approved rules of one stage applied to a DataFrame (adjustment-rules.md).
 
 Rule values are always bound as literals (``F.lit``), never spliced into SQL text, so a value
-that looks like SQL or code is compared as the plain value it is. All rules of a stage compose
-into one projection: each rule sees the values the earlier ones left, and a stage costs one
-DataFrame operation however many rules it has.
+that looks like SQL or code is compared as the plain value it is. The rules of a stage compose
+into a few projections: each rule sees the values the earlier ones left. Within a projection the
+value of a field after each step is an expression over the one before it; a new projection
+starts every ``STEPS_PER_PROJECTION`` steps (and before a rule that tests a field the current
+projection changed), so the depth of every expression is bounded however many rules a stage has
+(the SQL planners of sqlglot, sqlframe, DuckDB and Spark recurse on it).
 """
 
 from __future__ import annotations
@@ -80,6 +83,12 @@ def _out_of_range(F, field: str, value):
     return (low | (value > F.lit(1.0))) if field in UNIT_INTERVAL_FIELDS else low
 
 
+# steps on one field whose chained expressions share a projection (a match expanded in place
+# counts its steps too: see _chain). Measured on DuckDB with 50, 250 and 1,000 rules across the
+# three stages (benchmarks/rule_sets.py): a larger value deepens the expressions and grows the SQL
+# with its square, a smaller one adds projections, and sqlframe copies the whole plan at each.
+STEPS_PER_PROJECTION = 32
+
 BASE_PREFIX = "base_"
 TRAIL = "adjustment_trail"  # column: the changes the stage's rules made to this row, in order
 TRAIL_ENTRY = ("struct<rule_id: string, version: int, step: int, field: string, before: double, "
@@ -108,6 +117,75 @@ def with_base_values(df, stage: str, extra: dict | None = None):
                            **(extra or {})})
 
 
+def _chain(df, stage_rules: list[Rule], changeable, fixed: dict[int, str], matches_of):
+    """``df`` with one column per step (``_step_<n>``: the field's value after it) and one per
+    rule whose match depends on the values as the earlier rules left them (added to ``fixed``,
+    rule index -> match column, which then names the match column of every rule), and the steps
+    as (rule, adjustment, match column, column before, column after).
+
+    Within a projection a step's value is an expression over the previous step of its field, so
+    its depth grows with the steps. A rule that tests a field changed earlier in the projection
+    refers to its match column there, which the engines expand in place (DuckDB's binder, Spark's
+    lateral column aliases), so the value it changes also grows by the size of that match. A new
+    projection, whose values start from the columns of the previous one, begins before the size
+    of a value would pass STEPS_PER_PROJECTION: expressions stay shallow (every SQL planner
+    recurses on them) with few projections."""
+    F, _ = functions_for(df)
+    columns = {name: name for name in changeable if name in df.columns}  # field -> its latest column
+    current = {name: F.col(c) for name, c in columns.items()}  # field -> its value in this projection
+    size = dict.fromkeys(columns, 0)  # field -> steps in its value in this projection, matches expanded
+    pending, steps = {}, []
+
+    def flush():
+        nonlocal df, pending
+        if pending:
+            df = df.withColumns(pending)
+            current.update({name: F.col(c) for name, c in columns.items()})
+            size.update(dict.fromkeys(size, 0))
+            pending = {}
+
+    def match_size(i, rule):
+        return 0 if i in fixed else sum(size.get(c.field, 0) for c in rule.conditions)
+
+    def grown(i, rule):
+        sizes = dict(size)
+        for adj in rule.adjustments:
+            sizes[adj.field] += 1 + match_size(i, rule)
+        return max(sizes.values())
+
+    for i, rule in enumerate(stage_rules):
+        if grown(i, rule) > STEPS_PER_PROJECTION:
+            flush()
+        matched = match_size(i, rule)
+        if i not in fixed:
+            fixed[i] = f"_rule_{i}_matches"
+            pending[fixed[i]] = matches_of(rule, lambda name: current.get(name, F.col(name)))
+        for adj in rule.adjustments:
+            column = f"_step_{len(steps) + 1}"
+            pending[column] = _operate(F, current[adj.field], adj, F.col(fixed[i]))
+            current[adj.field] = F.col(column)  # the next step refers to it (a lateral column alias)
+            size[adj.field] += 1 + matched
+            steps.append((rule, adj, fixed[i], columns[adj.field], column))
+            columns[adj.field] = column
+    flush()
+    return df, steps
+
+
+def _last_applied(F, applied: list[tuple]):
+    """(rule_id, version) of the last rule that applied, from [(applied, rule_id, version)] in
+    order of application; null when none did. One flat COALESCE, not a CASE nested per rule."""
+    last = list(reversed(applied))
+    return (F.coalesce(*[F.when(a, r) for a, r, _ in last], F.lit(None).cast("string")),
+            F.coalesce(*[F.when(a, v) for a, _, v in last], F.lit(None).cast("int")))
+
+
+def _any(terms: list):
+    """The OR of ``terms`` as a balanced tree (depth log n, not n); None for no terms."""
+    while len(terms) > 1:
+        terms = [terms[k] | terms[k + 1] if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+    return terms[0] if terms else None
+
+
 def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str] | None = None, scope=None):
     """``df`` with every changeable field of ``stage`` adjusted by the rules, then clamped, and an
     ``adjustment_trail`` column: one entry per changed value (rule_id, version, step, field,
@@ -115,8 +193,8 @@ def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str]
     that applied to the field.
 
     An operation on a null field leaves it null (``set`` included). Rules outside their
-    effective window for a row's business_date do nothing to it. The whole stage is one
-    projection however many rules it has. ``match_columns`` (rule_id -> column) adds, for a
+    effective window for a row's business_date do nothing to it. The stage is a few projections
+    however many rules it has (see ``_chain``). ``match_columns`` (rule_id -> column) adds, for a
     preview, whether each of those rules matched the row, on the values as it saw them.
     ``scope`` (a boolean Column) limits every rule to the rows where it holds.
     """
@@ -138,53 +216,36 @@ def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str]
 
     # 2. every rule in priority order, each seeing the values the earlier ones left: the value of
     #    a field after each step is a column of its own, so the trail and the clamp refer to it
-    current = {name: F.col(name) for name in changeable if name in df.columns}  # chained expressions
-    latest = {name: name for name in current}  # field -> column holding its value so far
-    step_columns, steps = {}, []
-
-    def value_of(name):
-        return current.get(name, F.col(name))
-
-    for i, rule in enumerate(stage_rules):
-        if i not in fixed:
-            fixed[i] = f"_rule_{i}_matches"
-            step_columns[fixed[i]] = matches_of(rule, value_of)
-        for adj in rule.adjustments:
-            column = f"_step_{len(steps) + 1}"
-            current[adj.field] = _operate(F, current[adj.field], adj, F.col(fixed[i]))
-            step_columns[column] = current[adj.field]
-            steps.append((rule, adj, fixed[i], latest[adj.field], column))
-            latest[adj.field] = column
-    stepped = flagged.withColumns(step_columns)
+    stepped, steps = _chain(flagged, stage_rules, changeable, fixed, matches_of)
+    latest = {name: name for name in changeable if name in df.columns}  # field -> column holding its value
+    for _, adj, _, _, after in steps:
+        latest[adj.field] = after
 
     # 3. the trail, then the clamp, once, after the last rule
-    entries, last_rule = [], {}  # field -> (rule_id, version) of the last rule that applied to it
+    entries, applied_by = [], {}  # field -> [(applied, rule_id, version)] of the rules that may apply to it
     for number, (rule, adj, matched, before, after) in enumerate(steps, start=1):
         rule_id, version = F.lit(rule.rule_id), F.lit(rule.version)
         entries.append(F.when(F.col(matched), F.when(F.col(after) != F.col(before), _entry(
             F, rule_id, version, number, adj.field, F.col(before), F.col(after), False))))
         # every operation keeps a value null exactly when it was null before the stage
         applied = F.col(matched) & F.col(adj.field).isNotNull()
-        prev = last_rule.get(adj.field, (F.lit(None).cast("string"), F.lit(None).cast("int")))
-        last_rule[adj.field] = (F.when(applied, rule_id).otherwise(prev[0]), F.when(applied, version).otherwise(prev[1]))
+        applied_by.setdefault(adj.field, []).append((applied, rule_id, version))
     outputs, number = {}, len(steps)
     for name, column in latest.items():
         value = F.col(column)
         clamped = clamp(F, name, value)
-        if name in last_rule:
+        if name in applied_by:
             number += 1
             entries.append(F.when(_out_of_range(F, name, value),
-                                  _entry(F, *last_rule[name], number, name, value, clamped, True)))
+                                  _entry(F, *_last_applied(F, applied_by[name]), number, name, value, clamped, True)))
         outputs[name] = clamped.cast("double")
     index = {r.rule_id: i for i, r in enumerate(stage_rules)}
     flags = {column: F.col(fixed[index[rule_id]]) if rule_id in index else F.lit(False)
              for rule_id, column in (match_columns or {}).items()}
     # most rows match no rule: they skip building the entries (a clamp needs a rule that applied,
     # or a value out of range before the stage, which the contract excludes but is checked too)
-    touched = None
-    for term in [F.col(c) for c in dict.fromkeys(fixed.values())] + [
-            _out_of_range(F, name, F.col(name)) for name in last_rule]:
-        touched = term if touched is None else (touched | term)
+    touched = _any([F.col(c) for c in dict.fromkeys(fixed.values())] +
+                   [_out_of_range(F, name, F.col(name)) for name in applied_by])
     trail = F.when(F.coalesce(touched, F.lit(False)), _trail(F, entries)).otherwise(_trail(F, []))
     return stepped.select(*[outputs[c].alias(c) if c in outputs else F.col(c) for c in df.columns],
                           trail.alias(TRAIL), *[v.alias(k) for k, v in flags.items()])
