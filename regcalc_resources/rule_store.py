@@ -153,23 +153,7 @@ class RuleStore(dg.ConfigurableResource):
 
     # -- queries -------------------------------------------------------------------------
     def _versions(self, cur, rule_id: str, as_of: dt.datetime | None = None) -> list[RuleVersion]:
-        by_version: dict[int, dict] = {}
-        for _, version, action, actor, at, body in self._events(cur, rule_id):
-            if as_of is not None and at > as_of:
-                continue
-            v = by_version.setdefault(version, {"body": json.loads(body)})
-            v[action] = (actor, at)
-        out = []
-        for version, v in sorted(by_version.items()):
-            if "retire" in v:
-                status, (by, at) = "retired", v["retire"]
-                out.append(RuleVersion(rule_id, version, status, by, at, None, None, v["body"]))
-                continue
-            by, at = v["submit"]
-            approved = v.get("approve")
-            out.append(RuleVersion(rule_id, version, "approved" if approved else "submitted", by, at,
-                                   approved[0] if approved else None, approved[1] if approved else None, v["body"]))
-        return out
+        return _fold_versions(rule_id, self._events(cur, rule_id), as_of)
 
     def history(self, rule_id: str) -> list[RuleVersion]:
         with self._tx() as cur:
@@ -180,20 +164,46 @@ class RuleStore(dg.ConfigurableResource):
             return sorted({e[0] for e in self._events(cur)})
 
     def approved_rules(self, as_of: dt.datetime | None = None) -> list[Rule]:
-        """The rules in force at ``as_of`` (default now): per rule, its latest approved version,
-        unless a later retirement happened by then."""
-        rules = []
+        """The rules in force at ``as_of`` (default now, naive UTC like the stored moments): per
+        rule, its latest approved version, unless a later retirement happened by then. The
+        events are read in one query."""
+        by_rule: dict[str, list[tuple]] = {}
         with self._tx() as cur:
-            for rule_id in sorted({e[0] for e in self._events(cur)}):
-                versions = self._versions(cur, rule_id, as_of)
-                if not versions or versions[-1].status == "retired":
-                    continue
-                approved = [v for v in versions if v.status == "approved"]
-                if approved:
-                    v = approved[-1]
-                    rules.append(parse_rule({**v.body, "version": v.version, "submitted_by": v.submitted_by,
-                                             "approval": {"user": v.approved_by, "timestamp": v.approved_at.isoformat()}}))
+            for event in self._events(cur):
+                by_rule.setdefault(event[0], []).append(event)
+        rules = []
+        for rule_id in sorted(by_rule):
+            versions = _fold_versions(rule_id, by_rule[rule_id], as_of)
+            if not versions or versions[-1].status == "retired":
+                continue
+            approved = [v for v in versions if v.status == "approved"]
+            if approved:
+                v = approved[-1]
+                rules.append(parse_rule({**v.body, "version": v.version, "submitted_by": v.submitted_by,
+                                         "approval": {"user": v.approved_by, "timestamp": v.approved_at.isoformat()}}))
         return rules
+
+
+def _fold_versions(rule_id: str, events: list[tuple], as_of: dt.datetime | None = None) -> list[RuleVersion]:
+    """A rule's versions (and the status of each) from its events in (version, acted_at) order,
+    counting only the events up to ``as_of`` when it is given."""
+    by_version: dict[int, dict] = {}
+    for _, version, action, actor, at, body in events:
+        if as_of is not None and at > as_of:
+            continue
+        v = by_version.setdefault(version, {"body": json.loads(body)})
+        v[action] = (actor, at)
+    out = []
+    for version, v in sorted(by_version.items()):
+        if "retire" in v:
+            status, (by, at) = "retired", v["retire"]
+            out.append(RuleVersion(rule_id, version, status, by, at, None, None, v["body"]))
+            continue
+        by, at = v["submit"]
+        approved = v.get("approve")
+        out.append(RuleVersion(rule_id, version, "approved" if approved else "submitted", by, at,
+                               approved[0] if approved else None, approved[1] if approved else None, v["body"]))
+    return out
 
 
 class DuckDBRuleStore(RuleStore):
