@@ -125,14 +125,19 @@ def _chain(df, stage_rules: list[Rule], changeable, fixed: dict[int, str], match
     rule index -> match column, which then names the match column of every rule), and the steps
     as (rule, adjustment, match column, column before, column after).
 
-    Within a projection a step's value is an expression over the previous step of its field, so
-    its depth grows with the steps. A rule that tests a field changed earlier in the projection
-    refers to its match column there, which the engines expand in place (DuckDB's binder, Spark's
-    lateral column aliases), so the value it changes also grows by the size of that match. A new
+    Within a projection a step's value is an expression over the previous step of its field (as
+    a lateral column reference on sqlframe, nested on Spark), so its expanded depth grows with the
+    steps. A rule that tests a field changed earlier in the projection has a match that contains
+    that field's value, so the value it changes also grows by the size of that match. A new
     projection, whose values start from the columns of the previous one, begins before the size
     of a value would pass STEPS_PER_PROJECTION: expressions stay shallow (every SQL planner
     recurses on them) with few projections."""
     F, _ = functions_for(df)
+    # sqlframe keeps a reference to a column of the same projection as a name (DuckDB expands it
+    # when binding), so a step refers to the previous one and the SQL grows linearly; Spark turns
+    # each such lateral reference into a Project of its own, so there a step nests the previous
+    # step's expression (and a match that depends on the chain is inlined) instead
+    lateral = type(df).__module__.startswith("sqlframe")
     columns = {name: name for name in changeable if name in df.columns}  # field -> its latest column
     current = {name: F.col(c) for name, c in columns.items()}  # field -> its value in this projection
     size = dict.fromkeys(columns, 0)  # field -> steps in its value in this projection, matches expanded
@@ -159,13 +164,15 @@ def _chain(df, stage_rules: list[Rule], changeable, fixed: dict[int, str], match
         if grown(i, rule) > STEPS_PER_PROJECTION:
             flush()
         matched = match_size(i, rule)
+        condition = F.col(fixed[i]) if i in fixed else None
         if i not in fixed:
             fixed[i] = f"_rule_{i}_matches"
             pending[fixed[i]] = matches_of(rule, lambda name: current.get(name, F.col(name)))
+            condition = F.col(fixed[i]) if lateral else pending[fixed[i]]
         for adj in rule.adjustments:
             column = f"_step_{len(steps) + 1}"
-            pending[column] = _operate(F, current[adj.field], adj, F.col(fixed[i]))
-            current[adj.field] = F.col(column)  # the next step refers to it (a lateral column alias)
+            pending[column] = _operate(F, current[adj.field], adj, condition)
+            current[adj.field] = F.col(column) if lateral else pending[column]
             size[adj.field] += 1 + matched
             steps.append((rule, adj, fixed[i], columns[adj.field], column))
             columns[adj.field] = column
