@@ -1,7 +1,7 @@
 """EOD benchmark: `regcalc eod` for one date against the same calculation done directly in DuckDB SQL.
 
     python benchmarks/eod_benchmark.py [--positions 2000000 20000000] [--entities 20]
-                                       [--engines duckdb spark] [--repeats 3] [--rules 0 50]
+                                       [--engines duckdb spark] [--repeats 3] [--rules 0 50 1000]
                                        [--lineage on off]
 
 For each size: generates a landing zone (cached under benchmarks/results/landing-<n>), then per
@@ -9,7 +9,8 @@ repeat times, each in a fresh process and a fresh $REGCALC_HOME:
   * baseline: benchmarks/baseline_sql.py (an independent implementation of the spec in DuckDB SQL)
   * regcalc eod on each engine (Dagster runs, stage storage, warehouse load; the whole command),
     once per rule-set size: with no rules, and with N approved rules across the three stages
-    (benchmarks/rule_sets.py; submitted and approved before the timed command), and with the
+    (benchmarks/rule_sets.py, e.g. 50 or 1,000; submitted and approved before the timed command,
+    which for 1,000 rules takes about half a minute), and with the
     lineage asset and its warehouse table on and off (REGCALC_LINEAGE)
 Wall time and peak memory (RSS summed over the process tree, the Spark JVM included) are
 measured from outside. Prints JSON: medians, positions per second, ratios to the baseline of the
