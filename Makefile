@@ -18,8 +18,10 @@ install: $(BIN)/python
 demo: install            ## generate a landing zone, run EOD for every date, print LCR / NSFR
 	$(BIN)/regcalc demo
 
+# two workers, one test file each at a time (module fixtures stay shared): most of a test's time
+# is single-threaded Python (query planning, Dagster), so two cores run two files at once
 test: install            ## the whole suite, both engines (CI runs exactly this)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ui: install              ## the Dagster UI over the state the CLI wrote
 	$(BIN)/python -c "from regcalc_cli.instance import get_instance; get_instance()"  # created once, under its lock
