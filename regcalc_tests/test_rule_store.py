@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from pathlib import Path
 
 import pytest
@@ -29,13 +27,6 @@ def golden_rules(golden) -> list[dict]:
     return yaml.safe_load(Path(golden / "rules.yaml").read_text())
 
 
-def moment() -> dt.datetime:
-    time.sleep(0.01)
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    time.sleep(0.01)
-    return now
-
-
 def test_four_eyes_and_versions(store, golden):
     rules = golden_rules(golden)
     store.submit(rules[:1] + rules[2:], "analyst_a")
@@ -57,16 +48,16 @@ def test_as_of_reproduces_the_rules_in_force(store, golden):
     rule = golden_rules(golden)[1]
     store.submit([rule], "analyst_b")
     store.approve(rule["rule_id"], "risk_admin")
-    t1 = moment()
     store.submit([{**rule, "adjustments": [{"field": "amount", "operation": "multiply", "value": 1.2}]}], "analyst_b")
-    t2 = moment()  # v2 submitted, not approved: v1 still in force
     store.approve(rule["rule_id"], "risk_head")
-    t3 = moment()
     store.retire(rule["rule_id"], "risk_head")
-    t4 = moment()
-    factor = {t: [r.adjustments[0].value for r in store.approved_rules(t)] for t in (t1, t2, t3, t4)}
-    assert factor == {t1: [1.10], t2: [1.10], t3: [1.2], t4: []}
     history = store.history(rule["rule_id"])
+    # the moments of the recorded events themselves, not wall-clock readings between them: as of
+    # an event's own time, that event is in force
+    t1, t2, t3, t4 = history[0].approved_at, history[1].submitted_at, history[1].approved_at, history[2].submitted_at
+    assert t1 < t2 < t3 < t4
+    factor = [[r.adjustments[0].value for r in store.approved_rules(t)] for t in (t1, t2, t3, t4)]
+    assert factor == [[1.10], [1.10], [1.2], []]  # v2 submitted but not approved at t2: v1 still in force
     assert [(v.version, v.status) for v in history] == [(1, "approved"), (2, "approved"), (3, "retired")]
     assert history[1].approved_by == "risk_head" and history[0].submitted_by == "analyst_b"
 

@@ -44,3 +44,40 @@ def test_random_rules_are_accepted_or_rejected_with_a_message(raw):
     assert rule.expiry_date is None or rule.expiry_date >= rule.effective_date
     for adj in rule.adjustments:
         assert not (adj.operation == "multiply" and adj.value < 0)
+
+
+def _well_formed(stage: str):
+    """Rules valid by construction for ``stage``: conditions with `==` on a field the stage may
+    test, with a value of its type; adjustments of a field the stage may change, with a number in
+    [0, 1]; an expiry on or after the effective date."""
+    from regcalc_assets.adjustments.model import STAGE_FIELDS
+
+    testable, changeable = STAGE_FIELDS[stage]
+    typed = {"string": st.text(min_size=1, max_size=8), "number": st.floats(0, 1e6, allow_nan=False),
+             "date": st.dates(dt.date(2020, 1, 1), dt.date(2030, 1, 1)).map(dt.date.isoformat), "boolean": st.booleans()}
+    condition = st.sampled_from(sorted(testable)).flatmap(
+        lambda f: st.fixed_dictionaries({"field": st.just(f), "operator": st.just("=="), "value": typed[testable[f]]}))
+    adjustment = st.fixed_dictionaries({"field": st.sampled_from(changeable), "operation": st.sampled_from(OPERATIONS),
+                                        "value": st.floats(0, 1, allow_nan=False)})  # a rate may be set only in [0, 1]
+    window = st.tuples(st.dates(dt.date(2020, 1, 1), dt.date(2030, 1, 1)), st.integers(0, 400) | st.none())
+    return st.fixed_dictionaries({
+        "rule_id": st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True), "stage": st.just(stage),
+        "conditions": st.lists(condition, max_size=3), "adjustments": st.lists(adjustment, min_size=1, max_size=3),
+        "window": window,
+    }).map(lambda r: {**{k: v for k, v in r.items() if k != "window"},
+                      "effective_date": r["window"][0].isoformat(),
+                      "expiry_date": None if r["window"][1] is None
+                      else (r["window"][0] + dt.timedelta(days=r["window"][1])).isoformat()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(STAGES).flatmap(_well_formed))
+def test_well_formed_rules_are_accepted_as_written(raw):
+    """The companion of the test above, which would pass if every rule were rejected: a rule
+    valid by construction is accepted, and parsed as written."""
+    rule = parse_rule(raw)
+    assert (rule.rule_id, rule.stage) == (raw["rule_id"], raw["stage"])
+    assert [(a.field, a.operation, a.value) for a in rule.adjustments] == \
+        [(a["field"], a["operation"], a["value"]) for a in raw["adjustments"]]
+    assert [c.field for c in rule.conditions] == [c["field"] for c in raw["conditions"]]
+    assert rule.effective_date.isoformat() == raw["effective_date"]
