@@ -113,21 +113,27 @@ def test_readers_share_the_file(db):
         release(analyst)
 
 
-def test_report_names_the_writer_holding_the_warehouse(regcalc_home, monkeypatch):
-    """`regcalc report` while another process writes the warehouse: one line naming it, exit 2."""
+def invoke_while_warehouse_held(home, monkeypatch, timeout: str, args: list[str]):
+    """(the command's result, the process that held the warehouse throughout, the file) for a
+    command run in-process while another process writes the home's warehouse."""
     import duckdb
 
     from regcalc_cli.main import cli
 
-    regcalc_home.mkdir(parents=True)
-    path = regcalc_home / "warehouse.duckdb"
+    home.mkdir(parents=True)
+    path = home / "warehouse.duckdb"
     duckdb.connect(str(path)).close()
-    monkeypatch.setenv("REGCALC_LOCK_TIMEOUT", "0.5")
-    writer = hold(path, 60)
+    monkeypatch.setenv("REGCALC_LOCK_TIMEOUT", timeout)
+    holder = hold(path, 600)
     try:
-        result = CliRunner().invoke(cli, ["report", "--date", "2024-06-28"])
+        return CliRunner().invoke(cli, args), holder, path
     finally:
-        release(writer)
+        release(holder)
+
+
+def test_report_names_the_writer_holding_the_warehouse(regcalc_home, monkeypatch):
+    """`regcalc report` while another process writes the warehouse: one line naming it, exit 2."""
+    result, writer, _ = invoke_while_warehouse_held(regcalc_home, monkeypatch, "0.5", ["report", "--date", "2024-06-28"])
     assert result.exit_code == 2, result.output
     assert f"PID {writer.pid}" in result.output and "Traceback" not in result.output
 
@@ -168,19 +174,8 @@ def test_lock_timeout_setting(monkeypatch):
 def test_eod_names_the_process_holding_the_warehouse(regcalc_home, golden, monkeypatch):
     """An analyst's session writing the warehouse through the whole EOD: the load waits
     REGCALC_LOCK_TIMEOUT, then the EOD fails with one line naming that process."""
-    import duckdb
-
-    from regcalc_cli.main import cli
-
-    regcalc_home.mkdir(parents=True)
-    path = regcalc_home / "warehouse.duckdb"
-    duckdb.connect(str(path)).close()
-    monkeypatch.setenv("REGCALC_LOCK_TIMEOUT", "1")
-    analyst = hold(path, 600)
-    try:
-        result = CliRunner().invoke(cli, ["eod", "--date", "2024-06-28", "--landing", str(golden / "landing")])
-    finally:
-        release(analyst)
+    result, analyst, path = invoke_while_warehouse_held(
+        regcalc_home, monkeypatch, "1", ["eod", "--date", "2024-06-28", "--landing", str(golden / "landing")])
     assert result.exit_code == 2, result.output  # a busy resource, not a failure of the code
     assert f"{path} is locked by another process (PID {analyst.pid}, " in result.output
     assert "Traceback" not in result.output
