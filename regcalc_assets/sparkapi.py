@@ -10,9 +10,14 @@ from types import ModuleType
 from typing import Any
 
 
+def is_sqlframe(obj: Any) -> bool:
+    """Whether a DataFrame or session is sqlframe's (DuckDB) rather than real Spark's."""
+    return type(obj).__module__.startswith("sqlframe")
+
+
 def functions_for(obj: Any) -> tuple[ModuleType, Any]:
     """(functions module, Window class) for a DataFrame or session of either engine."""
-    if type(obj).__module__.startswith("sqlframe"):
+    if is_sqlframe(obj):
         import sqlframe.base.functions as F
         from sqlframe.base.window import Window
 
@@ -24,7 +29,7 @@ def functions_for(obj: Any) -> tuple[ModuleType, Any]:
 
 
 def session_of(df: Any) -> Any:
-    return df.session if type(df).__module__.startswith("sqlframe") else df.sparkSession
+    return df.session if is_sqlframe(df) else df.sparkSession
 
 
 def lookup(left, right, key: str):

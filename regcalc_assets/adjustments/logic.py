@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from regcalc_assets.adjustments.model import STAGE_FIELDS, UNIT_INTERVAL_FIELDS, Rule
 from regcalc_assets.lineage.wrapper import traced
-from regcalc_assets.sparkapi import functions_for
+from regcalc_assets.sparkapi import functions_for, is_sqlframe
 
 # contract defaults of the boolean flags (landing-zone.md)
 FLAG_DEFAULTS = {"insured": False, "stable_relationship": False, "operational": False, "performing": True}
@@ -137,7 +137,7 @@ def _chain(df, stage_rules: list[Rule], changeable, fixed: dict[int, str], match
     # when binding), so a step refers to the previous one and the SQL grows linearly; Spark turns
     # each such lateral reference into a Project of its own, so there a step nests the previous
     # step's expression (and a match that depends on the chain is inlined) instead
-    lateral = type(df).__module__.startswith("sqlframe")
+    lateral = is_sqlframe(df)
     columns = {name: name for name in changeable if name in df.columns}  # field -> its latest column
     current = {name: F.col(c) for name, c in columns.items()}  # field -> its value in this projection
     size = dict.fromkeys(columns, 0)  # field -> steps in its value in this projection, matches expanded
