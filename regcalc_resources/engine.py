@@ -143,7 +143,9 @@ class DuckDBEngine(ComputeEngine):
         try:
             # every delivered column is kept as text under a positional name, so no delivered
             # name (a backtick, a quote, an internal column's name) ever reaches the SQL
-            header = self._csv_header(path)
+            from regcalc_core.files import csv_header
+
+            header = csv_header(path)
             renamed = ", ".join(f'c{i} AS "{c}"' for i, c in enumerate(header) if _plain_name(c))
             conn.execute(
                 f"CREATE TABLE {name} AS SELECT {renamed}, CAST(row_number() OVER () AS BIGINT) AS source_row "
@@ -153,13 +155,6 @@ class DuckDBEngine(ComputeEngine):
         finally:
             conn.execute("SET preserve_insertion_order = false")
         return self.session().table(name)
-
-    @staticmethod
-    def _csv_header(path: str) -> list[str]:
-        import csv
-
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            return [c.strip() for c in next(csv.reader(fh), [])]
 
     def read_parquet(self, paths: list[str]):
         globs = [p.rstrip("/") + "/*.parquet" for p in paths]

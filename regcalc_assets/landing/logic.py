@@ -10,7 +10,8 @@ from regcalc_assets.sparkapi import functions_for, lookup
 from regcalc_assets.validation.contract import CONTRACT
 from regcalc_assets.validation.logic import valid_reference
 from regcalc_core.errors import RegcalcInputError
-from regcalc_core.identifiers import INVALID_IDENTIFIER, describe, is_valid_identifier
+from regcalc_core.files import csv_header
+from regcalc_core.identifiers import IDENTIFIER_PATTERN, INVALID_IDENTIFIER, describe, is_valid_identifier
 
 FILES = ("positions", "counterparties", "securities", "entities", "fx_rates", "prices")
 
@@ -38,13 +39,10 @@ def file_columns(path: str) -> list[str]:
     a LandingFileError naming the file when it cannot be read (empty, truncated, not Parquet)."""
     try:
         if path.endswith(".csv"):
-            import csv
-
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                header = next(csv.reader(fh), None)
+            header = csv_header(path)
             if not header:
                 raise ValueError("the file is empty (no header row)")
-            return [c.strip() for c in header]
+            return header
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(path).names)
@@ -270,9 +268,9 @@ def unassigned_positions(frames: dict, business_date: str, entity_ids: list[str]
     positions = frames["positions"]
     F, _ = functions_for(positions)
     entity = F.col("entity_id")
-    # the same rule as regcalc_core.identifiers.is_valid_identifier, as a column
-    valid = F.length(entity) <= F.lit(64)
-    valid = valid & entity.rlike(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$") & ~entity.contains("..") & ~entity.contains("\n")
+    # the rule of regcalc_core.identifiers.is_valid_identifier, as a column (Java's `$` also
+    # matches before a final line break, so a line break is excluded explicitly)
+    valid = entity.rlike(IDENTIFIER_PATTERN) & ~entity.contains("..") & ~entity.contains("\n")
     known = entity.isin(*entity_ids) if entity_ids else F.lit(False)
     rule = (F.when(entity.isNull(), F.lit("entity_id:missing"))
             .when(~valid, F.lit(f"entity_id:{INVALID_IDENTIFIER}"))
