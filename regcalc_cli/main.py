@@ -68,19 +68,12 @@ class RegcalcGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - one line for the user, the trace with --debug
             if ctx.params.get("debug") or os.environ.get("REGCALC_DEBUG"):
                 raise
-            from regcalc_core.errors import RegcalcInputError
+            from regcalc_core.errors import RegcalcInputError, first_line
 
-            click.echo(f"error: {one_line(exc)}", err=True)
+            click.echo(f"error: {first_line(exc)}", err=True)
             if not isinstance(exc, RegcalcInputError):
                 click.echo("(unexpected error: run `regcalc --debug ...` for the trace)", err=True)
             sys.exit(2 if isinstance(exc, RegcalcInputError) else 1)
-
-
-def one_line(exc: BaseException) -> str:
-    """The message of an error on one line (a multi-line message keeps its first line)."""
-    text = str(exc).strip() or type(exc).__name__
-    first = text.splitlines()[0]
-    return first if len(first) <= 500 else first[:497] + "..."
 
 
 @click.group(cls=RegcalcGroup)

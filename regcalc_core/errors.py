@@ -7,6 +7,14 @@ trace); a Dagster run keeps the full trace in its event log.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, limit: int = 500) -> str:
+    """An error's message on one line (a multi-line message keeps its first line; an empty one
+    gives the error's type)."""
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    return first if len(first) <= limit else first[:limit - 3] + "..."
+
+
 class RegcalcInputError(Exception):
     """Input, arguments or environment the user must fix; the message names the culprit."""
 

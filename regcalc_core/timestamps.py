@@ -7,6 +7,14 @@ import datetime as dt
 from regcalc_core.errors import RegcalcInputError
 
 
+def is_iso_date(value) -> bool:
+    """Whether ``value`` is a real calendar date written exactly YYYY-MM-DD (``2024-02-30`` is not)."""
+    try:
+        return isinstance(value, str) and len(value) == 10 and dt.date.fromisoformat(value).isoformat() == value
+    except ValueError:
+        return False
+
+
 def parse_utc(value: str, what: str = "timestamp") -> dt.datetime:
     """An ISO-8601 moment as a naive UTC datetime (the stores keep UTC without a zone).
 

@@ -28,6 +28,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from regcalc_core.identifiers import decode_key, encode_key
+from regcalc_core.timestamps import is_iso_date
 
 WHOLE_DATE = "_all"  # the "entity" of a date-level (daily-partitioned) asset
 POINTER = "_CURRENT"
@@ -50,9 +51,7 @@ MAX_NAME = 200  # bytes of an encoded key (file systems allow 255 per path compo
 
 def check_date(date: str) -> str:
     """``date`` if it is a real ISO date (YYYY-MM-DD), else a ValueError naming it."""
-    import datetime as dt
-
-    if not (isinstance(date, str) and len(date) == 10 and dt.date.fromisoformat(date).isoformat() == date):
+    if not is_iso_date(date):
         raise ValueError(f"not a business date: {date!r}")
     return date
 

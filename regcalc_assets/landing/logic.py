@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from regcalc_assets.lineage.wrapper import traced
 from regcalc_assets.sparkapi import functions_for, lookup
 from regcalc_assets.validation.contract import CONTRACT
 from regcalc_assets.validation.logic import valid_reference
-from regcalc_core.errors import RegcalcInputError
+from regcalc_core.errors import RegcalcInputError, first_line
 from regcalc_core.files import csv_header
 from regcalc_core.identifiers import IDENTIFIER_PATTERN, INVALID_IDENTIFIER, describe, is_valid_identifier
+from regcalc_core.timestamps import is_iso_date
 
 FILES = ("positions", "counterparties", "securities", "entities", "fx_rates", "prices")
 
@@ -47,8 +47,7 @@ def file_columns(path: str) -> list[str]:
 
         return list(pq.read_schema(path).names)
     except (OSError, ValueError, UnicodeDecodeError) as exc:  # pyarrow's errors derive from these
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LandingFileError(f"cannot read landing file {path}: {reason}") from None
+        raise LandingFileError(f"cannot read landing file {path}: {first_line(exc)}") from None
 
 
 def check_columns(path: str, name: str) -> tuple[list[str], list[str]]:
@@ -80,8 +79,7 @@ def read_all(engine, landing_root: str, business_date: str) -> dict:
             df = engine.read_text_table(path, wanted)
             df.columns  # noqa: B018 - forces the schema read, so a corrupt file fails here
         except Exception as exc:  # noqa: BLE001 - re-raised with the culprit named
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise LandingFileError(f"cannot read landing file {path}: {reason}") from exc
+            raise LandingFileError(f"cannot read landing file {path}: {first_line(exc)}") from exc
         frames[name] = df
     return frames
 
@@ -117,11 +115,7 @@ def date_folders(landing_root: str) -> tuple[list[str], list[str]]:
         if not folder.is_dir():
             continue
         value = folder.name.split("=", 1)[1]
-        try:
-            ok = len(value) == 10 and dt.date.fromisoformat(value).isoformat() == value
-        except ValueError:
-            ok = False
-        (good if ok else bad).append(value if ok else folder.name)
+        (good if is_iso_date(value) else bad).append(value if is_iso_date(value) else folder.name)
     return sorted(good), sorted(bad)
 
 
