@@ -11,9 +11,13 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 
 # dagster-dbt pulls sqlglot[rs], whose compiled overlay (sqlglotc) breaks sqlframe: remove it.
+# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
+# process would otherwise compile Dagster, sqlglot, pandas ... from source (about 6 s each).
 install: $(BIN)/python
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]"
 	$(BIN)/uv pip uninstall --quiet --python $(BIN)/python sqlglotc sqlglotrs || true
+	$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
+		regcalc_core regcalc_resources regcalc_assets regcalc_cli > /dev/null || true
 
 demo: install            ## generate a landing zone, run EOD for every date, print LCR / NSFR
 	$(BIN)/regcalc demo

@@ -12,7 +12,8 @@ import json
 
 from regcalc_assets.aggregation.logic import COMPONENTS
 from regcalc_assets.enrichment.logic import RULE_COLUMNS
-from regcalc_assets.enrichment.tables import FLAG_DEFAULTS, load_factor_tables
+from regcalc_core.conditions import from_when, holds
+from regcalc_core.factors import load_factor_tables
 
 RATIOS = {
     "lcr": ("hqla", "net_outflows", ["HQLA_L1", "HQLA_L2A", "HQLA_L2B_RMBS", "HQLA_L2B_OTHER", "OUTFLOWS", "INFLOWS"]),
@@ -108,7 +109,7 @@ def explain_position(warehouse, stage_io, date: str, entity: str, position: str)
     """A position: where it was delivered, how it was classified (the factor-table row behind each
     field, the conditions that matched, the liquidity-rules.md row), what it contributes, and every
     adjustment that changed it."""
-    from regcalc_assets.enrichment.citations import cite, load_citations
+    from regcalc_core.citations import cite, load_citations
 
     row = _position_row(stage_io, date, entity, position)
     key = f"{row['source_system']}/{row['position_id']}"
@@ -155,7 +156,7 @@ def _position_row(stage_io, date: str, entity: str, position: str) -> dict:
     """The stored adjusted position (``P`` or ``SYSTEM/P``), classified again by the pipeline's
     own ``classify`` so that the derived columns the factor tables test are visible."""
     from regcalc_assets.enrichment.logic import classify
-    from regcalc_assets.sparkapi import functions_for
+    from regcalc_core.dataframes import functions_for
 
     df = stage_io.load_partition("adjusted_positions", date, entity)
     if df is None:
@@ -192,24 +193,13 @@ def _first_match(rows, position: dict):
 
 
 def _conditions(row, position: dict) -> dict:
-    """The factor row's conditions, each with the position's value and whether it holds (the
-    semantics of ``enrichment/tables.condition_sql``: null never matches, flags take their
-    contract default)."""
+    """The factor row's conditions, each with the position's value and whether it holds
+    (``regcalc_core.conditions``: the semantics the enrichment stage compiles to SQL)."""
     checks = []
     for column, expected in row.when.items():
         actual = position.get(column)
-        if isinstance(expected, bool) and actual is None and column in FLAG_DEFAULTS:
-            actual = FLAG_DEFAULTS[column]
-        if actual is None:
-            holds = False
-        elif isinstance(expected, list):
-            holds = actual in expected
-        elif isinstance(expected, dict):
-            ops = {"ge": lambda b: actual >= b, "gt": lambda b: actual > b, "le": lambda b: actual <= b, "lt": lambda b: actual < b}
-            holds = all(ops[op](bound) for op, bound in expected.items())
-        else:
-            holds = actual == expected
-        checks.append({"column": column, "expected": expected, "actual": _plain(actual), "holds": bool(holds)})
+        ok = all(holds(c, actual) for c in from_when({column: expected}))
+        checks.append({"column": column, "expected": expected, "actual": _plain(actual), "holds": ok})
     return {"rule": row.id, "value": row.value, "conditions": checks}
 
 

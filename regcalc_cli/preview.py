@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from regcalc_assets.adjustments.logic import apply_rules, with_base_values
-from regcalc_assets.adjustments.model import Rule, parse_rule
+from regcalc_core.compiler import apply_rules, with_base_values
+from regcalc_core.rules import Rule, parse_rule
 from regcalc_assets.aggregation.logic import aggregate_components, component_breakdown
 from regcalc_assets.metrics.logic import hqla_stock, pivot_components, ratios
-from regcalc_assets.sparkapi import functions_for
+from regcalc_core.dataframes import functions_for
 from regcalc_core.errors import RegcalcInputError
 
 STAGE_ORDER = ("deal_enrichment", "aggregation", "final_calc")

@@ -83,7 +83,7 @@ def _short(value) -> str:
 @contextmanager
 def naming_file(path: str):
     """A rule of ``path`` that fails validation names the file as well as the rule and the part."""
-    from regcalc_assets.adjustments.model import RuleValidationError
+    from regcalc_core.rules import RuleValidationError
 
     try:
         yield

@@ -45,12 +45,14 @@ def build_stage_store():
     else the local directory (default ``$REGCALC_HOME/storage``)."""
     import os
 
-    from regcalc_resources.stage_store import LocalStageStore, S3StageStore
+    from regcalc_resources.stage_store import LocalStageStore
 
     root = settings.storage_root()
     if not root.startswith("s3://"):
         return LocalStageStore(root=root)
     from dagster_aws.s3 import S3Resource
+
+    from regcalc_resources.stage_store_s3 import S3StageStore
 
     bucket, _, prefix = root[len("s3://"):].partition("/")
     s3 = S3Resource(endpoint_url=os.environ.get("REGCALC_S3_ENDPOINT_URL") or None,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from regcalc_assets.adjustments.model import Rule, RuleValidationError, parse_rule
+from regcalc_core.rules import Rule, RuleValidationError, parse_rule
 from regcalc_core.errors import RegcalcInputError
 
 SCHEMA = """

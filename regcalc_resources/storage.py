@@ -96,7 +96,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     def _column_lineage(self, context, asset: str, pair: tuple[str, str], columns: list[str]) -> tuple[dict, list[str]]:
         """(column -> [(upstream asset, column)], upstream assets) from the upstream partitions'
         stored schemas and ``lineage/columns.yaml``."""
-        from regcalc_assets.lineage.columns import column_lineage
+        from regcalc_core.lineage import column_lineage
 
         try:
             deps = context.asset_spec.deps

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from regcalc_assets.adjustments.model import RuleValidationError
+from regcalc_core.rules import RuleValidationError
 from regcalc_resources.rule_store import DuckDBRuleStore, GovernanceError, PostgresRuleStore
 
 

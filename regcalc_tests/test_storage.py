@@ -12,7 +12,8 @@ import pytest
 
 from regcalc_resources.engine import DuckDBEngine
 from regcalc_resources.openlineage import NoLineageEventSink
-from regcalc_resources.stage_store import LocalStageStore, S3StageStore
+from regcalc_resources.stage_store import LocalStageStore
+from regcalc_resources.stage_store_s3 import S3StageStore
 from regcalc_resources.storage import PartitionedParquetIOManager
 
 KEY = dg.MultiPartitionKey({"date": "2024-06-28", "entity": "LE_A"})

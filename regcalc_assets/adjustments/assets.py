@@ -7,7 +7,7 @@ from regcalc_assets.adjustments.rules import rules_for_run
 from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_assets.sources.logic import version_column
 from regcalc_assets.sources.versions import record_rule_versions
-from regcalc_assets.sparkapi import functions_for
+from regcalc_core.dataframes import functions_for
 from regcalc_resources.landing import LandingZone
 from regcalc_resources.rule_store import RuleStore
 

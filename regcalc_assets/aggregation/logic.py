@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from regcalc_assets.adjustments.logic import apply_to_adjusted_basis
-from regcalc_assets.lineage.wrapper import POSITION_KEY, traced
-from regcalc_assets.sparkapi import functions_for, session_of
+from regcalc_core.compiler import apply_to_adjusted_basis
+from regcalc_core.lineage import POSITION_KEY, traced
+from regcalc_core.dataframes import functions_for, session_of
 
 HQLA_COMPONENTS = {"L1": "HQLA_L1", "L2A": "HQLA_L2A", "L2B_RMBS": "HQLA_L2B_RMBS", "L2B_OTHER": "HQLA_L2B_OTHER"}
 COMPONENTS = [*HQLA_COMPONENTS.values(), "OUTFLOWS", "INFLOWS", "ASF", "RSF"]

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from regcalc_assets.enrichment.logic import enrich_positions
-from regcalc_assets.enrichment.tables import load_factor_tables
+from regcalc_core.factors import load_factor_tables
 from regcalc_assets.partitions import DATE_ENTITY
 
 

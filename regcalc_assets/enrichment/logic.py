@@ -4,16 +4,10 @@ liquidity-rules.md, from the versioned factor tables. DataFrame in, DataFrame ou
 
 from __future__ import annotations
 
-from regcalc_assets.enrichment.tables import (
-    FactorTables,
-    condition_sql,
-    first_match,
-    load_factor_tables,
-    sql_literal,
-    value_of_rule,
-)
-from regcalc_assets.lineage.wrapper import traced
-from regcalc_assets.sparkapi import functions_for
+from regcalc_core.conditions import sql_literal
+from regcalc_core.dataframes import functions_for
+from regcalc_core.factors import FactorTables, condition_sql, first_match, load_factor_tables, value_of_rule
+from regcalc_core.lineage import traced
 
 CALCULATION_FIELDS = ["amount", "hqla_level", "haircut", "outflow_rate", "inflow_rate", "asf_factor", "rsf_factor"]
 RULE_COLUMNS = {  # calculation field -> column naming the factor-table row that gave it

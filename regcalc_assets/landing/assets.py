@@ -7,7 +7,7 @@ from regcalc_assets.landing import logic
 from regcalc_assets.partitions import BUSINESS_DATES, DATE_ENTITY, run_scope
 from regcalc_assets.sources.logic import LANDING_SOURCE
 from regcalc_assets.sources.versions import record_landing_version
-from regcalc_assets.sparkapi import functions_for
+from regcalc_core.dataframes import functions_for
 from regcalc_resources.engine import ComputeEngine
 from regcalc_resources.landing import LandingZone
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from regcalc_assets.lineage.wrapper import traced
-from regcalc_assets.sparkapi import functions_for, lookup
-from regcalc_assets.validation.contract import CONTRACT
-from regcalc_assets.validation.logic import valid_reference
+from regcalc_core.lineage import traced
+from regcalc_core.dataframes import functions_for, lookup
+from regcalc_core.contract import column_names, valid_reference
 from regcalc_core.errors import RegcalcInputError, first_line
 from regcalc_core.files import csv_header
 from regcalc_core.identifiers import IDENTIFIER_PATTERN, INVALID_IDENTIFIER, describe, is_valid_identifier
@@ -55,7 +54,7 @@ def check_columns(path: str, name: str) -> tuple[list[str], list[str]]:
 
     Every contract column must be delivered (a LandingFileError names the file and the missing
     columns); unknown columns are ignored by name, before anything reads them."""
-    wanted = list(CONTRACT[name].to_schema().columns)
+    wanted = column_names(name)
     delivered = file_columns(path)
     missing = [c for c in wanted if c not in delivered]
     if missing:
@@ -125,7 +124,7 @@ def available_dates(landing_root: str) -> list[str]:
 
 
 def _valid(frames: dict, name: str):
-    return valid_reference(frames[name], CONTRACT[name])
+    return valid_reference(frames[name], name)
 
 
 @traced("ingestion", needs_input=False)

@@ -4,7 +4,7 @@ import dagster as dg
 
 from regcalc_assets.lineage import checks
 from regcalc_assets.lineage.logic import audit_keys, completeness, derived_arrow, lineage_edges
-from regcalc_assets.lineage.wrapper import LINEAGE_COLUMNS as KEPT
+from regcalc_core.lineage import LINEAGE_COLUMNS as KEPT
 from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_resources.engine import ComputeEngine
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from regcalc_assets.adjustments.logic import TRAIL
+from regcalc_core.compiler import TRAIL
 from regcalc_assets.aggregation.logic import EXACT, contribution_terms
-from regcalc_assets.lineage.wrapper import LINEAGE_COLUMNS
-from regcalc_assets.sparkapi import functions_for
+from regcalc_core.lineage import LINEAGE_COLUMNS
+from regcalc_core.dataframes import functions_for
 
 @dataclass
 class KeyAudit:

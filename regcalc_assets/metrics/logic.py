@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from regcalc_assets.adjustments.logic import TRAIL, apply_to_adjusted_basis
-from regcalc_assets.sparkapi import functions_for
+from regcalc_core.compiler import TRAIL, apply_to_adjusted_basis
+from regcalc_core.dataframes import functions_for
 
 TOTALS = {  # output column -> component
     "hqla_l1": "HQLA_L1",

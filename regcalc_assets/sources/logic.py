@@ -15,31 +15,13 @@ import hashlib
 import json
 from pathlib import Path
 
-from regcalc_assets.adjustments.model import Condition, Rule
+from regcalc_core.conditions import holds
+from regcalc_core.rules import Rule
 
 # source asset -> the rule stage it versions (each feeds only its own stage)
 RULE_SOURCES = {"deal_rules": "deal_enrichment", "aggregation_rules": "aggregation", "final_rules": "final_calc"}
 LANDING_SOURCE = "landing_delivery"
 ENTITY_FIELDS = ("entity_id", "reporting_currency")  # conditions decidable from the entity alone
-
-
-def _holds(cond: Condition, value) -> bool:
-    """A condition on a known, non-null value, with the compiler's semantics."""
-    op, v = cond.operator, cond.value
-    if op == "is_null":
-        return value is None
-    if value is None:
-        return False
-    if op == "not_null":
-        return True
-    if op == "in":
-        return value in v
-    if op == "not_in":
-        return value not in v
-    if op == "between":
-        return v[0] <= value <= v[1]
-    return {"==": value == v, "!=": value != v, ">": value > v, ">=": value >= v, "<": value < v,
-            "<=": value <= v}[op]
 
 
 def can_apply(rule: Rule, business_date: dt.date, entity: dict) -> bool:
@@ -49,7 +31,7 @@ def can_apply(rule: Rule, business_date: dt.date, entity: dict) -> bool:
         return False
     for cond in rule.conditions:
         if cond.field in ENTITY_FIELDS and cond.field in entity:
-            if not _holds(cond, entity[cond.field]):
+            if not holds(cond, entity[cond.field]):
                 return False
     return True
 

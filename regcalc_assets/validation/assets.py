@@ -4,7 +4,7 @@
 import dagster as dg
 
 from regcalc_assets.partitions import DATE_ENTITY
-from regcalc_assets.sparkapi import functions_for
+from regcalc_core.dataframes import functions_for
 from regcalc_assets.validation import logic
 from regcalc_resources.engine import ComputeEngine
 

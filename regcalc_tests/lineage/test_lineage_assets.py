@@ -15,9 +15,9 @@ def test_a_stage_that_drops_or_duplicates_a_key_fails_the_lineage_check_naming_i
     from regcalc_assets.definitions import build_definitions
     from regcalc_assets.enrichment import assets as enrichment_assets
     from regcalc_assets.enrichment.logic import enrich_positions
-    from regcalc_assets.lineage.wrapper import traced
+    from regcalc_core.lineage import traced
     from regcalc_assets.partitions import ENTITY_PARTITIONS, date_range_tags
-    from regcalc_assets.sparkapi import functions_for
+    from regcalc_core.dataframes import functions_for
     from regcalc_cli.instance import get_instance
 
     monkeypatch.setenv("REGCALC_ENGINE", "duckdb")

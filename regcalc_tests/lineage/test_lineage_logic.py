@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from regcalc_assets.lineage.logic import audit_keys, completeness, derived_arrow, lineage_edges, position_edges
-from regcalc_assets.lineage.wrapper import LineageError, traced
+from regcalc_core.lineage import LineageError, traced
 
 D = date(2024, 6, 28)
 FACTORS = ["amount", "haircut", "outflow_rate", "inflow_rate", "asf_factor", "rsf_factor"]
@@ -64,7 +64,7 @@ def test_wrapper_refuses_a_transformation_that_loses_a_lineage_column(positions)
 
 
 def test_audit_names_the_stage_that_drops_or_duplicates_a_key(spark, positions):
-    F = __import__("regcalc_assets.sparkapi", fromlist=["functions_for"]).functions_for(positions)[0]
+    F = __import__("regcalc_core.dataframes", fromlist=["functions_for"]).functions_for(positions)[0]
     keep_all = traced("enrichment")(lambda df: df.withColumn("amount", F.col("amount") * F.lit(2.0)))
     drop_p2 = traced("enrichment")(lambda df: df.where(F.col("position_id") != F.lit("P2")))
     double_p1 = traced("deal_adjustments")(lambda df: df.unionByName(df.where(F.col("position_id") == F.lit("P1"))))

@@ -1,5 +1,7 @@
 """PostgresWarehouse on a real PostgreSQL 16 (pgserver): partitions replaced exactly and
-idempotently, a failed load leaves the previous partition intact, and so does a SIGKILL mid-load."""
+idempotently, a failed load leaves the previous partition intact (bad rows before the database is
+touched; a failure after the DELETE, in the server or in the client, rolled back), and so does a
+SIGKILL mid-COPY, after the DELETE."""
 
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ import pyarrow as pa
 import pytest
 
 from regcalc_resources.warehouse import TABLES
-from regcalc_resources.warehouse_postgres import PostgresWarehouse, to_pyformat
+from regcalc_resources import warehouse_postgres
+from regcalc_resources.warehouse_postgres import METHOD, PostgresWarehouse, to_pyformat
 
-pytestmark = pytest.mark.slow  # a real server; the fault test loads 2,000,000 rows twice
+pytestmark = pytest.mark.slow  # a real server; the fault test loads up to 2,000,000 rows
 
 REPO = Path(__file__).resolve().parents[2]
 D, EARLIER = "2024-06-28", "2024-06-27"
@@ -65,7 +68,7 @@ def test_partitions_are_replaced_exactly_and_idempotently(warehouse):
     started = dt.datetime.now(dt.timezone.utc)
     warehouse.load("liquidity_components", components(*OLD_DAY), [(EARLIER, "E1")], "r0")
     result = warehouse.load("liquidity_components", components(*E1_V1, *E2_V1), [(D, "E1"), (D, "E2")], "r1")
-    assert (result.table, result.rows, result.method) == ("liquidity_components", 3, "postgresql copy binary + delete/insert swap")
+    assert (result.table, result.rows, result.method) == ("liquidity_components", 3, METHOD)
     old = (EARLIER, "E1", "adjusted", "HQLA_L1", 1, -2.5e-300, 9, "EUR", "v0", "r0")
     # nulls stay null, '' stays '', the odd component, the extreme ints and the doubles round-trip exactly
     assert stored(warehouse) == [
@@ -108,29 +111,74 @@ def test_query_translates_duckdb_placeholders(warehouse):
     assert warehouse.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'liquidity_metrics'") == []
 
 
-BAD = {  # a bad row in the second COPY chunk (rows 3-4), a duplicate key caught only by the INSERT
-    # (after the DELETE), or a value that cannot be an INTEGER (caught before the database is touched)
-    "null in a NOT NULL column": (psycopg.errors.NotNullViolation, 3, {"component": None}),
+BAD = {  # a bad row in the second COPY chunk (rows 3-4): a value that cannot be an INTEGER or a NULL
+    # in a NOT NULL column (both caught before the database is touched), or a duplicate key (caught by
+    # the server during the COPY, after the DELETE)
     "not an integer": (pa.ArrowInvalid, 3, {"component_order": "three"}),
+    "null in a NOT NULL column": (ValueError, 3, {"component": None}),
     "duplicate key, after the DELETE": (psycopg.errors.UniqueViolation, 4, {"component": "C0"}),
 }
 
 
-@pytest.mark.parametrize("case", BAD)
-def test_failed_load_leaves_the_previous_partition(warehouse, case):
-    error, index, change = BAD[case]
-    warehouse.load("liquidity_components", components(*E1_V1, *E2_V1), [(D, "E1"), (D, "E2")], "good")
-    before = warehouse.query(ALL)
+def bad_rows(case: str) -> pa.Table:
+    """Five rows of (D, E1) with ``case``'s bad value in one of them."""
+    _, index, change = BAD[case]
     rows = [dict(zip(FIELDS, (DAY, "E1", "adjusted", f"C{i}", i, float(i), i, "EUR", "v9"))) for i in range(5)]
     schema = SCHEMA
-    if case == "not an integer":  # the column as text, so the bad value reaches the server
+    if case == "not an integer":  # the column as text, so the bad value reaches the load
         schema = SCHEMA.set(SCHEMA.get_field_index("component_order"), pa.field("component_order", pa.string()))
         rows = [{**r, "component_order": str(r["component_order"])} for r in rows]
     rows[index].update(change)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_failed_load_leaves_the_previous_partition(warehouse, case, monkeypatch):
+    error = BAD[case][0]
+    warehouse.load("liquidity_components", components(*E1_V1, *E2_V1), [(D, "E1"), (D, "E2")], "good")
+    before = warehouse.query(ALL)
+    connects = []
+    if case != "duplicate key, after the DELETE":  # rejected before any connection is opened
+        monkeypatch.setattr(PostgresWarehouse, "_connect", lambda self, **kw: connects.append(kw))
     chunked = PostgresWarehouse(dsn=warehouse.dsn, copy_chunk_rows=2)
     with pytest.raises(error):
-        chunked.load("liquidity_components", pa.Table.from_pylist(rows, schema=schema), [(D, "E1")], "bad")
+        chunked.load("liquidity_components", bad_rows(case), [(D, "E1")], "bad")
+    monkeypatch.undo()
+    assert connects == []
     assert warehouse.query(ALL) == before
+
+
+def unlocked_e1(warehouse) -> list[dict]:
+    """How many of (D, E1)'s rows no open transaction holds locked (a DELETE locks them)."""
+    return warehouse.query("SELECT count(*) AS n FROM (SELECT 1 FROM liquidity_components WHERE business_date = "
+                           f"DATE '{D}' AND entity_id = 'E1' FOR UPDATE SKIP LOCKED) AS rows")
+
+
+def test_client_failure_after_the_delete_rolls_back(warehouse, monkeypatch):
+    """The encoder fails after the DELETE and after the first COPY chunk has gone to the server
+    (a bug, memory): the load raises that error and the previous rows are all there, unlocked."""
+    warehouse.load("liquidity_components", components(*E1_V1, *E2_V1), [(D, "E1"), (D, "E2")], "good")
+    before = warehouse.query(ALL)
+    encode, sent = warehouse_postgres.binary_copy_chunks, []
+
+    def failing(rows, chunk_rows, constants=()):
+        for chunk in encode(rows, chunk_rows, constants):
+            yield chunk
+            sent.append(len(chunk))
+            if len(sent) == 2:  # the signature and one chunk of rows
+                assert unlocked_e1(warehouse) == [{"n": 0}], "the DELETE has run: E1's rows are locked by the load"
+                assert warehouse.query(ALL) == before, "and readers still see them"
+                raise MemoryError("injected")
+
+    monkeypatch.setattr(warehouse_postgres, "binary_copy_chunks", failing)
+    rows = components(*[(D, "E1", "adjusted", f"C{i}", i, float(i), i, "EUR", "v9") for i in range(5)])
+    with pytest.raises(MemoryError, match="injected"):
+        PostgresWarehouse(dsn=warehouse.dsn, copy_chunk_rows=2).load("liquidity_components", rows, [(D, "E1")], "bad")
+    assert len(sent) == 2
+    assert warehouse.query(ALL) == before
+    monkeypatch.undo()
+    warehouse.load("liquidity_components", rows, [(D, "E1")], "next")
+    assert [r[-1] for r in stored(warehouse)] == ["next"] * 5 + ["good"]
 
 
 FAULT_SCRIPT = """
@@ -165,16 +213,15 @@ def _poll(conn, sql: str, proc=None, timeout: float = 60.0) -> tuple:
     raise AssertionError(f"timed out waiting for: {sql}")
 
 
-@pytest.mark.parametrize("stage", ["COPY", "INSERT"])
-def test_sigkill_mid_load_leaves_the_previous_partition(warehouse, postgres_uri, tmp_path, stage):
-    """The loading process is killed with SIGKILL while streaming the COPY, or after its DELETE
-    while the INSERT runs: the previous (D, E1) stays exactly as it was, before and after the
-    server notices and rolls the transaction back, and nothing of the new version appears."""
+def test_sigkill_mid_copy_after_the_delete_leaves_the_previous_partition(warehouse, postgres_uri, tmp_path):
+    """The loading process is killed with SIGKILL while streaming the COPY, after its DELETE (the
+    previous rows locked by it): the previous (D, E1) stays exactly as it was, before and after
+    the server notices and rolls the transaction back, and nothing of the new version appears."""
     warehouse.load("liquidity_components", components(*E1_V1, *E2_V1), [(D, "E1"), (D, "E2")], "old")
     before = warehouse.query(ALL)
     script = tmp_path / "load.py"
     script.write_text(FAULT_SCRIPT)
-    app = f"regcalc-fault-{stage.lower()}"
+    app = "regcalc-fault-copy"
     dsn = f"{postgres_uri}{'&' if '?' in postgres_uri else '?'}application_name={app}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, str(script), dsn, str(FAULT_ROWS)], cwd=REPO, env=env,
@@ -182,13 +229,13 @@ def test_sigkill_mid_load_leaves_the_previous_partition(warehouse, postgres_uri,
     try:
         with psycopg.connect(postgres_uri, autocommit=True) as conn:
             active = (f"SELECT a.pid FROM pg_stat_activity a WHERE a.application_name = '{app}' "
-                      f"AND a.state = 'active' AND a.query LIKE '{stage} %'")
-            if stage == "COPY":  # some rows streamed, far from all
-                row = _poll(conn, f"SELECT p.tuples_processed FROM ({active}) a JOIN pg_stat_progress_copy p "
-                                  "USING (pid) WHERE p.tuples_processed > 0", proc)
-                assert row[0] < FAULT_ROWS
-            else:
-                _poll(conn, active, proc)
+                      "AND a.state = 'active' AND a.query LIKE 'COPY %'")
+            # some rows streamed, far from all
+            row = _poll(conn, f"SELECT p.tuples_processed FROM ({active}) a JOIN pg_stat_progress_copy p "
+                              "USING (pid) WHERE p.tuples_processed > 0", proc)
+            assert row[0] < FAULT_ROWS
+            assert unlocked_e1(warehouse) == [{"n": 0}], "the DELETE has run: E1's rows are locked by the load"
+            assert warehouse.query(ALL) == before, "and readers still see them"
             os.kill(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate(timeout=30)
             assert proc.returncode == -signal.SIGKILL
@@ -203,6 +250,7 @@ def test_sigkill_mid_load_leaves_the_previous_partition(warehouse, postgres_uri,
             proc.wait()
     assert warehouse.query(ALL) == before
     assert warehouse.query("SELECT count(*) AS n FROM liquidity_components WHERE run_id = 'new'") == [{"n": 0}]
+    assert unlocked_e1(warehouse) == [{"n": 2}]
     # and the partition is not left locked: the next load replaces it
     warehouse.load("liquidity_components", components(E1_V1[0]), [(D, "E1")], "next")
     assert [(r[1], r[-1]) for r in stored(warehouse)] == [("E1", "next"), ("E2", "old")]

@@ -7,10 +7,10 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from regcalc_core.conditions import OPERATORS, Condition
 from regcalc_core.errors import RegcalcInputError
 
 STAGES = ("deal_enrichment", "aggregation", "final_calc")
-OPERATORS = ("==", "!=", ">", ">=", "<", "<=", "in", "not_in", "between", "is_null", "not_null")
 OPERATIONS = ("multiply", "add", "set")
 RULE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -47,13 +47,6 @@ UNIT_INTERVAL_FIELDS = ("haircut", "outflow_rate", "inflow_rate", "asf_factor", 
 class RuleValidationError(RegcalcInputError, ValueError):
     """A rule that breaks the governance rules; the message names the rule and the offending part
     (bad input: the command line prints it as one line and exits with code 2)."""
-
-
-@dataclass(frozen=True)
-class Condition:
-    field: str
-    operator: str
-    value: object = None
 
 
 @dataclass(frozen=True)

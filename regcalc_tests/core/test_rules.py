@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from regcalc_assets.adjustments.model import RuleValidationError, parse_rule
+from regcalc_core.rules import RuleValidationError, parse_rule
 
 GOOD = {
     "rule_id": "ADJ_2024_001",

@@ -8,10 +8,9 @@ from importlib import resources
 
 import yaml
 
+from regcalc_core.conditions import all_sql, from_when, sql_literal
+
 DEFAULT_REGIME = "bcbs_238_295_v1"
-# Contract defaults of the boolean flags (landing-zone.md): null performing means true, others false.
-FLAG_DEFAULTS = {"performing": True, "insured": False, "stable_relationship": False, "operational": False}
-COMPARATORS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,8 @@ class FactorTables:
 
 @lru_cache(maxsize=8)
 def load_factor_tables(name: str = DEFAULT_REGIME) -> FactorTables:
-    """Load a regime's tables shipped in ``regcalc_assets/enrichment/factors/<name>.yaml``."""
-    text = resources.files("regcalc_assets.enrichment").joinpath("factors", f"{name}.yaml").read_text()
+    """Load a regime's tables shipped in ``regcalc_core/factors/<name>.yaml``."""
+    text = resources.files("regcalc_core").joinpath("factors", f"{name}.yaml").read_text()
     doc = yaml.safe_load(text)
     tables = {
         table: tuple(TableRow(r["id"], r.get("when") or {}, r["value"], r.get("op", "value")) for r in rows)
@@ -61,30 +60,6 @@ def value_of_rule(F, rows: tuple[TableRow, ...], rule_column: str):
     return F.expr(f"CASE `{rule_column}` {branches} END")
 
 
-def sql_literal(value) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float)):
-        return f"CAST({float(value)!r} AS DOUBLE)"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def condition_sql(when: dict) -> str:
-    """A table row's conditions as Spark SQL: every term null-safe (null is false), AND-ed."""
-    terms = []
-    for column, expected in when.items():
-        col = f"`{column}`"
-        if isinstance(expected, bool):
-            if column in FLAG_DEFAULTS:
-                col = f"COALESCE({col}, {sql_literal(FLAG_DEFAULTS[column])})"
-            terms.append(f"COALESCE({col} = {sql_literal(expected)}, FALSE)")
-        elif isinstance(expected, list):
-            values = ", ".join(sql_literal(v) for v in expected)
-            terms.append(f"COALESCE({col} IN ({values}), FALSE)")
-        elif isinstance(expected, dict):
-            terms += [f"COALESCE({col} {COMPARATORS[op]} {sql_literal(bound)}, FALSE)" for op, bound in expected.items()]
-        else:
-            terms.append(f"COALESCE({col} = {sql_literal(expected)}, FALSE)")
-    return " AND ".join(terms) or "TRUE"
+    """A table row's ``when`` conditions as Spark SQL (``regcalc_core.conditions`` semantics)."""
+    return all_sql(from_when(when))

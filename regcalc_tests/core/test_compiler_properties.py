@@ -7,7 +7,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regcalc_assets.adjustments.model import OPERATIONS, OPERATORS, STAGES, RuleValidationError, parse_rule
+from regcalc_core.rules import OPERATIONS, OPERATORS, STAGES, RuleValidationError, parse_rule
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
                     st.text(max_size=12), st.dates().map(dt.date.isoformat))
@@ -50,7 +50,7 @@ def _well_formed(stage: str):
     """Rules valid by construction for ``stage``: conditions with `==` on a field the stage may
     test, with a value of its type; adjustments of a field the stage may change, with a number in
     [0, 1]; an expiry on or after the effective date."""
-    from regcalc_assets.adjustments.model import STAGE_FIELDS
+    from regcalc_core.rules import STAGE_FIELDS
 
     testable, changeable = STAGE_FIELDS[stage]
     typed = {"string": st.text(min_size=1, max_size=8), "number": st.floats(0, 1e6, allow_nan=False),

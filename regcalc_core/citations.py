@@ -19,7 +19,7 @@ from typing import Mapping
 
 import yaml
 
-from regcalc_assets.enrichment.tables import DEFAULT_REGIME
+from regcalc_core.factors import DEFAULT_REGIME
 
 RULE_SEPARATOR = "+"
 
@@ -35,11 +35,11 @@ class Citation:
 
 @lru_cache(maxsize=8)
 def load_citations(name: str = DEFAULT_REGIME) -> dict[str, Citation]:
-    """The citations shipped in ``regcalc_assets/enrichment/factors/<name>.citations.yaml``, by row id.
+    """The citations shipped in ``regcalc_core/factors/<name>.citations.yaml``, by row id.
 
     Cached: treat the returned dict as read-only.
     """
-    text = resources.files("regcalc_assets.enrichment").joinpath("factors", f"{name}.citations.yaml").read_text()
+    text = resources.files("regcalc_core").joinpath("factors", f"{name}.citations.yaml").read_text()
     doc = yaml.safe_load(text)
     document = doc["document"]
     return {

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from regcalc_assets.enrichment.citations import Citation, cite, load_citations
-from regcalc_assets.enrichment.tables import load_factor_tables
+from regcalc_core.citations import Citation, cite, load_citations
+from regcalc_core.factors import load_factor_tables
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = Path(os.environ.get("REGCALC_SHARED", REPO.parent / "shared")) / "spec" / "liquidity-rules.md"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from regcalc_assets.adjustments.logic import TRAIL, apply_rules
-from regcalc_assets.adjustments.model import STAGE_FIELDS, parse_rule
+from regcalc_core.compiler import TRAIL, apply_rules
+from regcalc_core.rules import STAGE_FIELDS, parse_rule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the benchmarks' rule sets
 from benchmarks.rule_sets import benchmark_rules  # noqa: E402

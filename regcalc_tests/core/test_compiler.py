@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from regcalc_assets.adjustments.logic import apply_rules
-from regcalc_assets.adjustments.model import parse_rule
+from regcalc_core.compiler import apply_rules
+from regcalc_core.rules import parse_rule
 
 D = dt.date(2024, 6, 28)
 SCHEMA = ("position_id string, business_date date, product string, maturity_date date, insured boolean, "
@@ -191,7 +191,7 @@ def test_trail_without_rules_is_empty(positions):
 
 
 def test_trail_of_the_adjusted_basis_only(spark):
-    from regcalc_assets.adjustments.logic import apply_to_adjusted_basis
+    from regcalc_core.compiler import apply_to_adjusted_basis
 
     comps = spark.createDataFrame(
         [(D, "LE_UK", "base", "OUTFLOWS", 100.0), (D, "LE_UK", "adjusted", "OUTFLOWS", 100.0)],
