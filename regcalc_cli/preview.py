@@ -12,14 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from regcalc_core.compiler import apply_rules, with_base_values
-from regcalc_core.rules import Rule, parse_rule
-from regcalc_assets.aggregation.logic import aggregate_components, component_breakdown
-from regcalc_assets.metrics.logic import hqla_stock, pivot_components, ratios
+from regcalc_assets import sequence
 from regcalc_core.dataframes import functions_for
+from regcalc_core.rule_files import load_rule_file, naming_file
+from regcalc_core.rules import STAGES, Rule, parse_rule
 from regcalc_core.errors import RegcalcInputError
-
-STAGE_ORDER = ("deal_enrichment", "aggregation", "final_calc")
 
 
 class PreviewError(RegcalcInputError, ValueError):
@@ -29,8 +26,6 @@ class PreviewError(RegcalcInputError, ValueError):
 def candidate_rules(source: str, store) -> list[Rule]:
     """The rules of a file (validated, not stored), or the latest version of a stored rule."""
     if Path(source).is_file():
-        from regcalc_cli.rules import load_rule_file, naming_file
-
         drop = ("version", "approval", "submitted_by")
         raw_rules = load_rule_file(source)
         with naming_file(source):
@@ -58,18 +53,13 @@ def _match_column(rule_id: str) -> str:
 
 
 def figures(enriched, profiles, rules: list[Rule], candidates: list[Rule]):
-    """(metrics of the adjusted basis, {stage: frame carrying the candidates' match flags})."""
+    """(metrics of the adjusted basis, {stage: frame carrying the candidates' match flags}): the
+    EOD's own sequence (``regcalc_assets.sequence``) over the stored inputs."""
+    flags = {stage: {r.rule_id: _match_column(r.rule_id) for r in candidates if r.stage == stage} for stage in STAGES}
+    frames = sequence.run(enriched, profiles, rules, flags)
     F, _ = functions_for(enriched)
-    flags = {stage: {r.rule_id: _match_column(r.rule_id) for r in candidates if r.stage == stage} for stage in STAGE_ORDER}
-    by_stage = {stage: [r for r in rules if r.stage == stage] for stage in STAGE_ORDER}
-    deal = apply_rules(with_base_values(enriched, "deal_enrichment"), by_stage["deal_enrichment"], "deal_enrichment",
-                       flags["deal_enrichment"])
-    components = aggregate_components(component_breakdown(deal, {"adjusted": ""}), profiles)
-    components = apply_rules(components.where(F.col("basis") == F.lit("adjusted")), by_stage["aggregation"],
-                             "aggregation", flags["aggregation"])
-    totals = hqla_stock(pivot_components(components.drop("adjustment_trail")))
-    totals = apply_rules(totals, by_stage["final_calc"], "final_calc", flags["final_calc"])
-    return ratios(totals), {"deal_enrichment": deal, "aggregation": components, "final_calc": totals}
+    metrics = frames["final_calc"]
+    return metrics.where(F.col("basis") == F.lit("adjusted")), frames
 
 
 def preview(storage, store, source: str, dates: list[str] | None = None) -> list[dict]:

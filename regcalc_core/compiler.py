@@ -236,7 +236,7 @@ def apply_rules(df, rules: list[Rule], stage: str, match_columns: dict[str, str]
                           trail.alias(TRAIL), *[v.alias(k) for k, v in flags.items()])
 
 
-def apply_to_adjusted_basis(df, rules: list[Rule], stage: str):
+def apply_to_adjusted_basis(df, rules: list[Rule], stage: str, match_columns: dict[str, str] | None = None):
     """Rules applied to the rows of the ``adjusted`` basis only; ``base`` rows pass unchanged."""
     F, _ = functions_for(df)
-    return apply_rules(df, rules, stage, scope=F.col("basis") == F.lit("adjusted"))
+    return apply_rules(df, rules, stage, match_columns, scope=F.col("basis") == F.lit("adjusted"))

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from regcalc_assets import sequence
 from regcalc_assets.adjustments import logic
 from regcalc_assets.adjustments.rules import rules_for_run
 from regcalc_assets.partitions import DATE_ENTITY
@@ -24,7 +25,7 @@ def adjusted_positions(context: dg.AssetExecutionContext, rules: RuleStore, land
     context.add_output_metadata(meta)
     F, _ = functions_for(enriched_positions)
     versions = record_rule_versions(context, stage_rules, "deal_enrichment", landing.root)
-    return logic.adjust_positions(enriched_positions, stage_rules, {"deal_rules_version": version_column(F, versions)})
+    return sequence.deal(enriched_positions, stage_rules, {"deal_rules_version": version_column(F, versions)})
 
 
 @dg.asset(partitions_def=DATE_ENTITY, io_manager_key="stage_io", group_name="adjustments", kinds={"parquet"})

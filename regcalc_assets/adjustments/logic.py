@@ -11,9 +11,9 @@ from regcalc_core.rules import Rule
 
 
 @traced("deal_adjustments")
-def adjust_positions(enriched, rules: list[Rule], extra: dict | None = None):
+def adjust_positions(enriched, rules: list[Rule], extra: dict | None = None, match_columns: dict | None = None):
     """Enriched positions after the deal_enrichment rules, with the ``base_`` values kept."""
-    return apply_rules(with_base_values(enriched, "deal_enrichment", extra), rules, "deal_enrichment")
+    return apply_rules(with_base_values(enriched, "deal_enrichment", extra), rules, "deal_enrichment", match_columns)
 
 
 TRAIL_COLUMNS = [

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from regcalc_assets.aggregation import logic
+from regcalc_assets import sequence
 from regcalc_assets.adjustments.rules import rules_for_run
 from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_assets.sources.logic import version_column
@@ -21,7 +21,7 @@ def component_breakdown(adjusted_positions):
     the contributions (amount x factor; HQLA amount x (1 - haircut)) and how many positions made
     it, for the base (unadjusted) and the adjusted (after deal rules) calculation fields. The
     finer categories behind each component (liquidity-rules.md)."""
-    return logic.component_breakdown(adjusted_positions, logic.BASES)
+    return sequence.breakdown(adjusted_positions)
 
 
 @dg.asset(**STAGE, deps=["aggregation_rules"])
@@ -32,10 +32,9 @@ def liquidity_components(context: dg.AssetExecutionContext, rules: RuleStore, la
     valid entity has all eight, 0 where nothing contributes. The ``adjusted`` basis has the
     approved aggregation-stage rules applied (adjustment-rules.md); ``base`` has none.
     ``aggregation_rules_version`` is the version of the rule set applied."""
-    components = logic.aggregate_components(component_breakdown, entity_profiles)
     stage_rules, meta = rules_for_run(context, rules, "aggregation")
     context.add_output_metadata(meta)
-    F, _ = functions_for(components)
+    F, _ = functions_for(component_breakdown)
     versions = record_rule_versions(context, stage_rules, "aggregation", landing.root)
-    return logic.adjust_components(components, stage_rules).withColumn("aggregation_rules_version",
-                                                                        version_column(F, versions))
+    return sequence.aggregation(component_breakdown, entity_profiles, stage_rules).withColumn(
+        "aggregation_rules_version", version_column(F, versions))

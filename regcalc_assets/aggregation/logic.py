@@ -95,6 +95,6 @@ def aggregate_components(breakdown, profiles):
     )
 
 
-def adjust_components(components, rules):
+def adjust_components(components, rules, match_columns: dict[str, str] | None = None):
     """Aggregation-stage rules applied to the adjusted basis only; base rows stay as aggregated."""
-    return apply_to_adjusted_basis(components, rules, "aggregation")
+    return apply_to_adjusted_basis(components, rules, "aggregation", match_columns)

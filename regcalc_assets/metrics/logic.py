@@ -62,15 +62,16 @@ def ratios(totals):
     })
 
 
-def compute_final_metrics(components, final_rules=()):
+def compute_final_metrics(components, final_rules=(), match_columns: dict[str, str] | None = None):
     """Components -> one row per (business_date, entity_id[, basis]) with every figure of the LCR
     and NSFR. Final-stage rules (adjusted basis only) change hqla and the totals after the HQLA
     caps and before the inflow cap and the ratios (liquidity-rules.md, 'Adjusted figures')."""
     totals = hqla_stock(pivot_components(components))
     if "basis" in totals.columns or final_rules:
-        totals = apply_to_adjusted_basis(totals, list(final_rules), "final_calc")
+        totals = apply_to_adjusted_basis(totals, list(final_rules), "final_calc", match_columns)
     keys = _keys(components)
-    return ratios(totals).select(*METRIC_COLUMNS, *keys[3:], *([TRAIL] if TRAIL in totals.columns else []))
+    return ratios(totals).select(*METRIC_COLUMNS, *keys[3:], *([TRAIL] if TRAIL in totals.columns else []),
+                                 *(match_columns or {}).values())
 
 
 def with_position_counts(metrics, accepted, quarantined):

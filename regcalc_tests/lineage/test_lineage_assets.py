@@ -3,15 +3,13 @@ key makes the blocking key check fail with a message naming that stage."""
 
 from __future__ import annotations
 
-import dagster as dg
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_stage_that_drops_or_duplicates_a_key_fails_the_lineage_check_naming_it(golden, regcalc_home, monkeypatch):
-    from regcalc_assets.adjustments import assets as adjustments_assets
-    from regcalc_assets.adjustments import logic as adjustments_logic
+    from regcalc_assets import sequence
     from regcalc_assets.definitions import build_definitions
     from regcalc_assets.enrichment import assets as enrichment_assets
     from regcalc_assets.enrichment.logic import enrich_positions
@@ -28,16 +26,16 @@ def test_a_stage_that_drops_or_duplicates_a_key_fails_the_lineage_check_naming_i
         F, _ = functions_for(df)
         return enrich_positions(df, *args).where(F.col("position_id") != F.lit("UK-0009"))
 
-    adjust_positions = adjustments_logic.adjust_positions
+    deal = sequence.deal
 
     @traced("deal_adjustments")
     def adjustment_doubling_a_bond(df, *args, **kwargs):
         F, _ = functions_for(df)
-        out = adjust_positions(df, *args, **kwargs)
+        out = deal(df, *args, **kwargs)
         return out.unionByName(out.where(F.col("position_id") == F.lit("UK-0003")))
 
     monkeypatch.setattr(enrichment_assets, "enrich_positions", enrichment_losing_a_deposit)
-    monkeypatch.setattr(adjustments_assets.logic, "adjust_positions", adjustment_doubling_a_bond)
+    monkeypatch.setattr(sequence, "deal", adjustment_doubling_a_bond)
     instance = get_instance()
     instance.add_dynamic_partitions(ENTITY_PARTITIONS, ["LE_UK", "LE_US"])
     job = build_definitions().resolve_job_def("eod_job")
