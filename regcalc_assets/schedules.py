@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from regcalc_assets.hooks import describe_stage
 from regcalc_assets.partitions import BUSINESS_DATES, DATE_ENTITY, ENTITY_PARTITIONS, date_range_tags
 
 DATE_LEVEL = dg.AssetSelection.assets("unassigned_positions")
@@ -14,12 +15,14 @@ eod_job = dg.define_asset_job(
     selection=dg.AssetSelection.all() - DATE_LEVEL,
     partitions_def=DATE_ENTITY,
     description="Every stage, landing zone to warehouse, for one business date and its entities.",
+    hooks={describe_stage},
 )
 unassigned_job = dg.define_asset_job(
     "unassigned_positions_job",
     selection=DATE_LEVEL,
     partitions_def=BUSINESS_DATES,
     description="Positions of a business date that belong to no known entity (quarantined, counted).",
+    hooks={describe_stage},
 )
 
 

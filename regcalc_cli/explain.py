@@ -105,13 +105,13 @@ def _figures(warehouse, date: str, entity: str, basis: str) -> dict:
     return rows[0]
 
 
-def explain_position(warehouse, stage_io, date: str, entity: str, position: str) -> dict:
+def explain_position(warehouse, stages, engine, date: str, entity: str, position: str) -> dict:
     """A position: where it was delivered, how it was classified (the factor-table row behind each
     field, the conditions that matched, the liquidity-rules.md row), what it contributes, and every
     adjustment that changed it."""
     from regcalc_core.citations import cite, load_citations
 
-    row = _position_row(stage_io, date, entity, position)
+    row = _position_row(stages, engine, date, entity, position)
     key = f"{row['source_system']}/{row['position_id']}"
     tables = load_factor_tables()
     citations = load_citations()
@@ -152,15 +152,16 @@ def explain_position(warehouse, stage_io, date: str, entity: str, position: str)
     }
 
 
-def _position_row(stage_io, date: str, entity: str, position: str) -> dict:
+def _position_row(stages, engine, date: str, entity: str, position: str) -> dict:
     """The stored adjusted position (``P`` or ``SYSTEM/P``), classified again by the pipeline's
     own ``classify`` so that the derived columns the factor tables test are visible."""
     from regcalc_assets.enrichment.logic import classify
     from regcalc_core.dataframes import functions_for
 
-    df = stage_io.load_partition("adjusted_positions", date, entity)
-    if df is None:
+    path = stages.read_dir("adjusted_positions", date, entity)
+    if path is None:
         raise ExplainError(f"no stored positions for {entity} on {date}: run `regcalc eod --date {date}` first")
+    df = engine.read_parquet([str(path)])
     system, _, pid = position.rpartition("/")
     F, _ = functions_for(df)
     cond = F.col("position_id") == F.lit(pid)
@@ -266,14 +267,14 @@ def _ratio(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-def explain(warehouse, stage_io, date: str, entity: str, metric: str | None = None, component: str | None = None,
+def explain(warehouse, stages, engine, date: str, entity: str, metric: str | None = None, component: str | None = None,
             position: str | None = None, basis: str = "adjusted", top: int = 5) -> dict:
     """The drill-down the command prints: a ratio (default both), a component, or a position."""
     figures = _figures(warehouse, date, entity, basis)
     result: dict = {"business_date": date, "entity_id": entity, "basis": basis,
                     "reporting_currency": figures["reporting_currency"]}
     if position:
-        result["position"] = explain_position(warehouse, stage_io, date, entity, position)
+        result["position"] = explain_position(warehouse, stages, engine, date, entity, position)
     elif component:
         result["component"] = explain_component(warehouse, date, entity, component.upper(), basis, top)
     else:

@@ -193,7 +193,7 @@ def explain(business_date, entity, metric, component, position, base, top, fmt):
     from regcalc_resources import cli_resource
 
     try:
-        result = build(cli_resource("warehouse"), cli_resource("stage_io"), _date(business_date), entity, metric, component,
+        result = build(cli_resource("warehouse"), cli_resource("stages"), cli_resource("engine"), _date(business_date), entity, metric, component,
                        position, "base" if base else "adjusted", top)
     except ExplainError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -39,13 +39,13 @@ def candidate_rules(source: str, store) -> list[Rule]:
     return [parse_rule({**latest.body, "version": latest.version, "submitted_by": latest.submitted_by})]
 
 
-def stored_dates(storage) -> list[str]:
+def stored_dates(stages) -> list[str]:
     """Business dates with stored enriched positions."""
-    return sorted({date for date, _ in storage.store.partitions("enriched_positions")})
+    return sorted({date for date, _ in stages.partitions("enriched_positions")})
 
 
-def stored_entities(storage, business_date: str) -> list[str]:
-    return sorted(entity for date, entity in storage.store.partitions("enriched_positions") if date == business_date)
+def stored_entities(stages, business_date: str) -> list[str]:
+    return sorted(entity for date, entity in stages.partitions("enriched_positions") if date == business_date)
 
 
 def _match_column(rule_id: str) -> str:
@@ -62,7 +62,7 @@ def figures(enriched, profiles, rules: list[Rule], candidates: list[Rule]):
     return metrics.where(F.col("basis") == F.lit("adjusted")), frames
 
 
-def preview(storage, store, source: str, dates: list[str] | None = None) -> list[dict]:
+def preview(stages, engine, store, source: str, dates: list[str] | None = None) -> list[dict]:
     """One row per (business_date, entity_id, rule) the candidate matches at least once: rows
     matched, and LCR / NSFR now versus with the candidate."""
     candidates = candidate_rules(source, store)
@@ -70,7 +70,7 @@ def preview(storage, store, source: str, dates: list[str] | None = None) -> list
     ids = {r.rule_id for r in candidates}
     now_rules = approved
     with_rules = [r for r in approved if r.rule_id not in ids] + candidates
-    available = stored_dates(storage)
+    available = stored_dates(stages)
     if dates:
         missing = [d for d in dates if d not in available]
         if missing:
@@ -79,8 +79,8 @@ def preview(storage, store, source: str, dates: list[str] | None = None) -> list
         dates = [d for d in available if any(r.applies_on(dt.date.fromisoformat(d)) for r in candidates)]
     out = []
     for date in dates:
-        entities = stored_entities(storage, date)
-        read = lambda asset: storage.engine.read_parquet([str(storage.store.read_dir(asset, date, e)) for e in entities])  # noqa: E731
+        entities = stored_entities(stages, date)
+        read = lambda asset: engine.read_parquet([str(p) for p in stages.partition_dirs(asset, [(date, e) for e in entities])])  # noqa: E731
         enriched, profiles = read("enriched_positions"), read("entity_profiles")
         now, _ = figures(enriched, profiles, now_rules, [])
         after, flagged = figures(enriched, profiles, with_rules, candidates)

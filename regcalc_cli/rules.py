@@ -90,5 +90,5 @@ def preview(source, dates, fmt):
     from regcalc_cli import preview as pv
     from regcalc_resources import cli_resource
 
-    rows = pv.preview(cli_resource("stage_io"), _store(), source, list(dates))
+    rows = pv.preview(cli_resource("stages"), cli_resource("engine"), _store(), source, list(dates))
     click.echo(json.dumps(rows, indent=2) if fmt == "json" else pv.render(rows))

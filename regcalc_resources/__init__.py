@@ -82,11 +82,12 @@ def build_resources() -> dict:
     from regcalc_resources.openlineage import build_lineage_sink
 
     engine = build_engine()
-    events = build_lineage_sink()
+    stages = build_stage_store()
     return {
         "engine": engine,
-        "stage_io": PartitionedParquetIOManager(store=build_stage_store(), engine=engine, lineage_events=events),
-        "openlineage": events,
+        "stages": stages,
+        "stage_io": PartitionedParquetIOManager(store=stages, engine=engine),
+        "openlineage": build_lineage_sink(),
         "landing": LandingZone(root=dg.EnvVar("REGCALC_LANDING")),
         "warehouse": build_warehouse(),
         "rules": build_rule_store(),

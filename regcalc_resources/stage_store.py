@@ -86,6 +86,46 @@ class StageStore(dg.ConfigurableResource):
     def collect_garbage(self, asset: str, min_age_seconds: float = 6 * 3600) -> None:
         """Remove what crashed writes left behind, once old enough not to be a write in progress."""
 
+    # --- reads shared by every store: for the IO manager, the loaders and the command line ---
+
+    def partition_dirs(self, asset: str, pairs: list[tuple[str, str]]) -> list[Path]:
+        """Local directories of stored partitions (S3 versions are fetched to the cache); a
+        partition never written is an error naming it."""
+        dirs = {pair: self.read_dir(asset, *pair) for pair in pairs}
+        missing = [f"{d}|{e}" for (d, e), path in dirs.items() if path is None]
+        if missing:
+            raise FileNotFoundError(f"{asset}: partitions not materialized yet: " + ", ".join(missing[:10]))
+        return list(dirs.values())
+
+    def parquet_files(self, asset: str, pairs: list[tuple[str, str]]) -> list[str]:
+        """The Parquet files of stored partitions, for loaders that read Parquet themselves."""
+        return [str(f) for path in self.partition_dirs(asset, pairs) for f in sorted(path.glob("*.parquet"))]
+
+    def stored_rows(self, asset: str, date: str, entities: list[str]) -> dict[str, int | None]:
+        """{entity: rows stored for the (date, entity) partition of ``asset``, None if there is none}."""
+        out = {}
+        for entity in entities:
+            path = self.read_dir(asset, date, entity)
+            out[entity] = None if path is None else count_rows(path)
+        return out
+
+    def stored_schema(self, asset: str, date: str, entity: str):
+        """The Arrow schema of a stored partition (or of the date-level one), None if not stored."""
+        import pyarrow.parquet as pq
+
+        path = self.read_dir(asset, date, entity)
+        if path is None and entity != WHOLE_DATE:
+            path = self.read_dir(asset, date, WHOLE_DATE)
+        files = sorted(path.glob("*.parquet")) if path is not None else []
+        return pq.read_schema(files[0]) if files else None
+
+
+def count_rows(directory: Path) -> int:
+    """Rows of the Parquet files of a directory, from their footers."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(directory.glob("*.parquet")))
+
 
 class LocalStageStore(StageStore):
     """``<root>/<asset>/business_date=D/entity_id=E`` is a symlink to an immutable version directory."""

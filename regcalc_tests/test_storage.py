@@ -11,7 +11,6 @@ import dagster as dg
 import pytest
 
 from regcalc_resources.engine import DuckDBEngine
-from regcalc_resources.openlineage import NoLineageEventSink
 from regcalc_resources.stage_store import LocalStageStore
 from regcalc_resources.stage_store_s3 import S3StageStore
 from regcalc_resources.storage import PartitionedParquetIOManager
@@ -74,7 +73,7 @@ def frame(engine, amount: float):
 
 
 def manager(store, engine=None):
-    return PartitionedParquetIOManager(store=store, engine=engine or DuckDBEngine(), lineage_events=NoLineageEventSink())
+    return PartitionedParquetIOManager(store=store, engine=engine or DuckDBEngine())
 
 
 def write(io, df):

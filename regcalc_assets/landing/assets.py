@@ -51,7 +51,7 @@ ACCOUNTED = "every_delivered_position_accounted_for"
 
 
 @dg.asset(partitions_def=BUSINESS_DATES, io_manager_key="stage_io", group_name="validation", kinds={"parquet"},
-          deps=[LANDING_SOURCE, *[dg.AssetDep(a, partition_mapping=BY_DATE) for a in ("validated_positions", "quarantined_positions")]], required_resource_keys={"stage_io", "engine", "landing"},
+          deps=[LANDING_SOURCE, *[dg.AssetDep(a, partition_mapping=BY_DATE) for a in ("validated_positions", "quarantined_positions")]], required_resource_keys={"stages", "engine", "landing"},
           check_specs=[dg.AssetCheckSpec(ACCOUNTED, asset="unassigned_positions", description=(
               "For the date: positions delivered = accepted + quarantined over every delivered entity + "
               "unassigned, and every delivered entity has its stored partitions"))])
@@ -70,8 +70,8 @@ def unassigned_positions(context: dg.AssetExecutionContext):
     rows = engine.checkpoint(logic.unassigned_positions(frames, business_date, entity_ids))
     unassigned = rows.count()
     delivered = frames["positions"].count()
-    stage_io = context.resources.stage_io
-    stored = {asset: stage_io.stored_rows(asset, business_date, entity_ids)
+    stages = context.resources.stages
+    stored = {asset: stages.stored_rows(asset, business_date, entity_ids)
               for asset in ("validated_positions", "quarantined_positions")}
     passed, summary = logic.reconcile_date(delivered, unassigned, entity_ids, stored)
     meta = {"positions_unassigned": unassigned, "positions_delivered": delivered,

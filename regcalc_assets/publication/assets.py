@@ -51,7 +51,7 @@ def _load(context, tables: list[str]) -> tuple[dict, dict]:
     business_date, entities = run_scope(context)
     partitions = [(business_date, e) for e in entities]
     started, wall = time.perf_counter(), time.time()
-    files = {table: context.resources.stage_io.partition_files(table, partitions) for table in tables}
+    files = {table: context.resources.stages.parquet_files(table, partitions) for table in tables}
     loads = {table: warehouse.load_files(table, files[table], partitions, context.run.run_id) for table in tables}
     seconds = time.perf_counter() - started
     total = sum(r.rows for r in loads.values())
@@ -77,10 +77,10 @@ def _load(context, tables: list[str]) -> tuple[dict, dict]:
     }
 
 
-# the loaders read the staged Parquet of the stage assets, so they take the stage store's IO
-# manager as a resource (with the warehouse and the OpenLineage sink), not the frames as inputs
+# the loaders read the stored Parquet of the stage assets, so they take the stage store as a
+# resource (with the warehouse and the OpenLineage sink), not the frames as inputs
 PUBLISH = dict(partitions_def=DATE_ENTITY, group_name="publication", kinds={"duckdb"},
-               required_resource_keys={"stage_io", "warehouse", "openlineage"})
+               required_resource_keys={"stages", "warehouse", "openlineage"})
 
 
 @dg.asset(**PUBLISH, deps=["liquidity_metrics", "liquidity_components", "adjustment_trail", "warehouse_lineage"])

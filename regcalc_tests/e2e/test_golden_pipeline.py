@@ -61,7 +61,8 @@ SOURCES = {"landing_delivery", "deal_rules", "aggregation_rules", "final_rules"}
 
 
 def assert_column_lineage_and_openlineage(instance, home, run_id):
-    """Each stage's materialization carries its table schema and column lineage: every column
+    """Each stage the run stored is described once (an observation of the asset for the run, not
+    its every partition's materialization) by its table schema and column lineage: every column
     has at least one upstream column (except the constants the pipeline sets, such as ``basis``)
     and every upstream column exists in that upstream's own schema. The OpenLineage file has a
     START and a COMPLETE event per stage with the same schema and the run's partitions."""
@@ -72,8 +73,9 @@ def assert_column_lineage_and_openlineage(instance, home, run_id):
     constants = {"factor_regime", "basis", "component_order", "stage", "output_stage", "input_stage", "role"}
     schemas, lineages = {}, {}
     for asset in STAGES:
-        [record] = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
-        meta = record.asset_materialization.metadata
+        [record] = instance.fetch_observations(dg.AssetKey(asset), limit=1).records
+        meta = record.asset_observation.metadata
+        assert meta["run_id"].value == run_id
         schemas[asset] = [c.name for c in meta["dagster/column_schema"].value.columns]
         lineages[asset] = meta["dagster/column_lineage"].value.deps_by_column
     for asset in STAGES:

@@ -90,11 +90,12 @@ def test_preview_shows_matches_and_figures_before_approval_and_writes_nothing(tm
     only_final.write_text((golden / "rules.yaml").read_text().split("- rule_id: ADJ_2024_003")[0].split("# One")[0]
                           + "- rule_id: ADJ_2024_003" + (golden / "rules.yaml").read_text().split("- rule_id: ADJ_2024_003")[1])
     regcalc("rules", "submit", str(only_final), "--user", "analyst_a", home=home)
-    storage_io, store = build_resources()["stage_io"], build_rule_store()
-    [row] = preview(storage_io, store, "ADJ_2024_003", ["2024-06-28"])
+    resources, store = build_resources(), build_rule_store()
+    stages, engine = resources["stages"], resources["engine"]
+    [row] = preview(stages, engine, store, "ADJ_2024_003", ["2024-06-28"])
     us = base["LE_US"]
     assert (row["entity_id"], row["rows_matched"]) == ("LE_US", 1)
     assert row["lcr_with_rule"] == pytest.approx(0.97 * float(us["hqla"]) / float(us["net_outflows"]), rel=1e-9)
     assert row["nsfr_with_rule"] == pytest.approx(float(us["nsfr"]), rel=1e-9)
     with pytest.raises(PreviewError, match="no stored results for 2024-07-01"):
-        preview(storage_io, store, "ADJ_2024_003", ["2024-07-01"])
+        preview(stages, engine, store, "ADJ_2024_003", ["2024-07-01"])
