@@ -15,6 +15,16 @@ LEGAL_ENTITIES = dg.DynamicPartitionsDefinition(name=ENTITY_PARTITIONS)
 DATE_ENTITY = dg.MultiPartitionsDefinition({"date": BUSINESS_DATES, "entity": LEGAL_ENTITIES})
 
 
+def by_date() -> dg.MultiToSingleDimensionPartitionMapping:
+    """Every entity partition of a date reads (or follows) the date's partition. (The mapping is
+    marked beta in Dagster; its warning would be printed by every command, so it is silenced here.)"""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date")
+
+
 def run_scope(context) -> tuple[str, list[str]]:
     """The business date and the entities that a (possibly ranged) run covers."""
     keys = context.partition_keys

@@ -48,7 +48,7 @@ def eod_run_request(instance, business_date: str, entities: list[str]) -> dg.Run
 @dg.schedule(job=eod_job, cron_schedule="30 19 * * 1-5", execution_timezone="UTC",
              description="EOD batch at 19:30 UTC on weekdays: every entity of that day's delivery.")
 def eod_schedule(context: dg.ScheduleEvaluationContext):
-    from regcalc_assets.landing.logic import LandingFileError, delivered_entity_ids
+    from regcalc_core.delivery import LandingFileError, delivered_entity_ids
 
     business_date = context.scheduled_execution_time.date().isoformat()
     landing = os.environ.get("REGCALC_LANDING")

@@ -28,7 +28,7 @@ def recalc_sensor(context: dg.SensorEvaluationContext, rules: RuleStore):
     landing = os.environ.get("REGCALC_LANDING")
     if not landing:
         return dg.SkipReason("REGCALC_LANDING is not set: nothing to observe")
-    from regcalc_assets.landing.logic import date_folders
+    from regcalc_core.delivery import date_folders
 
     for folder in date_folders(landing)[1]:
         context.log.warning(f"skipped {folder} in {landing}: not a valid business date folder")

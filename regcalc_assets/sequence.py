@@ -1,8 +1,9 @@
 """The calculation sequence after enrichment, in one place: deal rules -> component breakdown ->
 components with the aggregation rules -> final metrics with the final rules.
 
-The stage assets each run one step (``adjusted_positions``: ``deal``; ``component_breakdown``:
-``breakdown``; ``liquidity_components``: ``aggregation``; ``liquidity_metrics``: ``final``), and
+Each step is named after its stage (the rule stages of adjustment-rules.md). The stage assets
+each run one step (``adjusted_positions``: ``deal_enrichment``; ``component_breakdown``:
+``breakdown``; ``liquidity_components``: ``aggregation``; ``liquidity_metrics``: ``final_calc``), and
 ``regcalc rules preview`` runs the whole sequence with ``run``: the same functions, so a preview
 cannot drift from what the EOD computes.
 """
@@ -15,7 +16,7 @@ from regcalc_assets.metrics.logic import compute_final_metrics
 from regcalc_core.rules import STAGES, Rule
 
 
-def deal(enriched, rules: list[Rule], extra: dict | None = None, match_columns: dict | None = None):
+def deal_enrichment(enriched, rules: list[Rule], extra: dict | None = None, match_columns: dict | None = None):
     """Enriched positions after the deal_enrichment rules (``base_`` values kept)."""
     return adjust_positions(enriched, rules, extra, match_columns)
 
@@ -30,7 +31,7 @@ def aggregation(breakdown_, profiles, rules: list[Rule], match_columns: dict | N
     return adjust_components(aggregate_components(breakdown_, profiles), rules, match_columns)
 
 
-def final(components, rules: list[Rule], match_columns: dict | None = None):
+def final_calc(components, rules: list[Rule], match_columns: dict | None = None):
     """HQLA caps, final rules (adjusted basis), inflow cap, LCR and NSFR."""
     return compute_final_metrics(components, rules, match_columns)
 
@@ -42,7 +43,7 @@ def run(enriched, profiles, rules: list[Rule], match_columns: dict[str, dict[str
     ``aggregation`` (components) and ``final_calc`` (metrics)."""
     by_stage = {stage: [r for r in rules if r.stage == stage] for stage in STAGES}
     flags = match_columns or {}
-    adjusted = deal(enriched, by_stage["deal_enrichment"], match_columns=flags.get("deal_enrichment"))
+    adjusted = deal_enrichment(enriched, by_stage["deal_enrichment"], match_columns=flags.get("deal_enrichment"))
     components = aggregation(breakdown(adjusted), profiles, by_stage["aggregation"], flags.get("aggregation"))
-    metrics = final(components, by_stage["final_calc"], flags.get("final_calc"))
+    metrics = final_calc(components, by_stage["final_calc"], flags.get("final_calc"))
     return {"deal_enrichment": adjusted, "aggregation": components, "final_calc": metrics}

@@ -75,8 +75,8 @@ def _run_eod_holding_date(instance, business_date: str, landing: str, entities: 
 
     import dagster as dg
 
-    from regcalc_assets.adjustments.rules import AS_OF_TAG
-    from regcalc_assets.landing.logic import delivered_entity_ids
+    from regcalc_assets.sources.versions import AS_OF_TAG
+    from regcalc_core.delivery import delivered_entity_ids
     from regcalc_assets.partitions import ENTITY_PARTITIONS, contiguous_groups, date_range_tags
     from regcalc_assets.sources.versions import observe
     from regcalc_assets.schedules import eod_run_request

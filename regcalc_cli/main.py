@@ -43,7 +43,7 @@ def _business_date(value: str) -> str:
 def _warn_about_delivery(landing: str, business_date: str) -> None:
     """Refuse an unreadable delivery before any run starts; warn once about columns and
     entities that will be ignored or quarantined."""
-    from regcalc_assets.landing.logic import check_delivery, ignored_columns_warning, invalid_entities
+    from regcalc_core.delivery import check_delivery, ignored_columns_warning, invalid_entities
     from regcalc_core.identifiers import INVALID_IDENTIFIER, describe
 
     warning = ignored_columns_warning(check_delivery(landing, business_date))
@@ -143,7 +143,7 @@ def recalc(dates, landing, fmt):
     import json
     from dataclasses import asdict
 
-    from regcalc_assets.landing.logic import date_folders
+    from regcalc_core.delivery import date_folders
     from regcalc_cli.instance import get_instance
     from regcalc_cli.recalc import render, run_recalc
 
@@ -210,7 +210,7 @@ def explain(business_date, entity, metric, component, position, base, top, fmt):
 def demo(landing, start_date, days, entities, positions):
     """Generate a sample landing zone, run the EOD batch for each date, print LCR and NSFR."""
     from regcalc_assets.landing.generate import generate_landing
-    from regcalc_assets.landing.logic import available_dates
+    from regcalc_core.delivery import available_dates
     from regcalc_cli.eod import run_eod
     from regcalc_cli.instance import get_instance
     from regcalc_cli.report import fetch_report, render

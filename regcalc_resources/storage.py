@@ -38,7 +38,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     """Reads and writes stage outputs (PySpark-API DataFrames) as Parquet partitions (zstd; one
     directory, hence sorted, per business date and entity; files up to the engine's target size)
     in a stage store: the local disk or S3. It only stores: what a stage's columns derive from
-    and the OpenLineage events are described after the run (``regcalc_assets.run_lineage``)."""
+    and the OpenLineage events are described by a success hook of the jobs (``regcalc_assets.hooks``)."""
 
     store: StageStore
     engine: ComputeEngine

@@ -76,7 +76,7 @@ def test_rules_list_as_of_converts_the_offset_to_utc(home, hours):
 
 def test_run_tag_as_of_converts_the_offset_to_utc(home):
     """The regcalc/rules_as_of tag of a real Dagster run is read as the moment it names."""
-    from regcalc_assets.adjustments.rules import AS_OF_TAG, rules_for_run
+    from regcalc_assets.sources.versions import AS_OF_TAG, rules_for_run
 
     approval = approved_at(home)
 

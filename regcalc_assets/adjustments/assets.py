@@ -4,7 +4,7 @@ import dagster as dg
 
 from regcalc_assets import sequence
 from regcalc_assets.adjustments import logic
-from regcalc_assets.adjustments.rules import rules_for_run
+from regcalc_assets.sources.versions import rules_for_run
 from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_assets.sources.logic import version_column
 from regcalc_assets.sources.versions import record_rule_versions
@@ -25,7 +25,7 @@ def adjusted_positions(context: dg.AssetExecutionContext, rules: RuleStore, land
     context.add_output_metadata(meta)
     F, _ = functions_for(enriched_positions)
     versions = record_rule_versions(context, stage_rules, "deal_enrichment", landing.root)
-    return sequence.deal(enriched_positions, stage_rules, {"deal_rules_version": version_column(F, versions)})
+    return sequence.deal_enrichment(enriched_positions, stage_rules, {"deal_rules_version": version_column(F, versions)})
 
 
 @dg.asset(partitions_def=DATE_ENTITY, io_manager_key="stage_io", group_name="adjustments", kinds={"parquet"})

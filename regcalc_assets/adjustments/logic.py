@@ -10,7 +10,7 @@ from regcalc_core.lineage import traced
 from regcalc_core.rules import Rule
 
 
-@traced("deal_adjustments")
+@traced("deal_enrichment")
 def adjust_positions(enriched, rules: list[Rule], extra: dict | None = None, match_columns: dict | None = None):
     """Enriched positions after the deal_enrichment rules, with the ``base_`` values kept."""
     return apply_rules(with_base_values(enriched, "deal_enrichment", extra), rules, "deal_enrichment", match_columns)

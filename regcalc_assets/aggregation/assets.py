@@ -4,7 +4,7 @@
 import dagster as dg
 
 from regcalc_assets import sequence
-from regcalc_assets.adjustments.rules import rules_for_run
+from regcalc_assets.sources.versions import rules_for_run
 from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_assets.sources.logic import version_column
 from regcalc_assets.sources.versions import record_rule_versions

@@ -29,7 +29,7 @@ def lineage(context: dg.AssetExecutionContext, engine: ComputeEngine, landed_pos
     audits = [
         audit_keys("validation", landed_positions, validated_positions.select(*KEPT).unionByName(quarantined_positions.select(*KEPT))),
         audit_keys("enrichment", validated_positions, enriched_positions),
-        audit_keys("deal_adjustments", enriched_positions, adjusted_positions),
+        audit_keys("deal_enrichment", enriched_positions, adjusted_positions),
     ]
     derived = engine.from_arrow(derived_arrow(liquidity_components, liquidity_metrics))
     edges = engine.checkpoint(lineage_edges(adjusted_positions, derived))

@@ -6,7 +6,7 @@ import dagster as dg
 from regcalc_assets import sequence
 from regcalc_assets.metrics import logic
 from regcalc_assets.metrics.checks import METRICS_CONTRACT, contract_failures
-from regcalc_assets.adjustments.rules import rules_for_run
+from regcalc_assets.sources.versions import rules_for_run
 from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_assets.sources.logic import version_column
 from regcalc_assets.sources.versions import record_rule_versions
@@ -38,7 +38,7 @@ def liquidity_metrics(context: dg.AssetExecutionContext, rules: RuleStore, landi
     F, _ = functions_for(liquidity_components)
     versions = record_rule_versions(context, final_rules, "final_calc", landing.root)
     metrics = logic.with_position_counts(
-        sequence.final(liquidity_components, final_rules), validated_positions, quarantined_positions
+        sequence.final_calc(liquidity_components, final_rules), validated_positions, quarantined_positions
     ).withColumn("final_rules_version", version_column(F, versions))
     all_rows = [r.asDict() for r in metrics.collect()]
     rows = [r for r in all_rows if r["basis"] == "adjusted"]

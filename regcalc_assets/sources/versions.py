@@ -12,7 +12,8 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG
 
-from regcalc_assets.landing.logic import LandingFileError, available_dates, delivered_entities
+from regcalc_core.delivery import LandingFileError, available_dates, delivered_entities
+from regcalc_core.timestamps import parse_utc
 from regcalc_assets.partitions import run_scope
 from regcalc_assets.sources.logic import (LANDING_SOURCE, landing_version, partition_key,
                                           rule_set_version, rule_versions)
@@ -124,3 +125,18 @@ def record_landing_version(context, landing_root: str) -> str:
     context.add_asset_metadata({CONSUMED: version})
     return version
 
+
+AS_OF_TAG = "regcalc/rules_as_of"
+
+
+def rules_for_run(context, store, stage: str) -> tuple[list, dict]:
+    """Approved rules of ``stage`` as of the run's ``regcalc/rules_as_of`` tag or now, and the
+    output metadata that records them (rule id and version of each). The tag is an ISO moment; an
+    offset is converted to UTC (the store keeps and compares UTC), none means UTC."""
+    tag = context.run.tags.get(AS_OF_TAG)
+    as_of = parse_utc(tag, f"run tag {AS_OF_TAG}") if tag else None
+    rules = [r for r in store.approved_rules(as_of) if r.stage == stage]
+    return rules, {
+        f"{stage}_rules": dg.MetadataValue.json([f"{r.rule_id}@v{r.version}" for r in rules]),
+        "rules_as_of": tag or "latest",
+    }

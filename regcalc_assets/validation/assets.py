@@ -3,10 +3,16 @@
 
 import dagster as dg
 
-from regcalc_assets.partitions import DATE_ENTITY
-from regcalc_core.dataframes import functions_for
+from regcalc_assets.landing import logic as landing_logic
+from regcalc_assets.partitions import BUSINESS_DATES, DATE_ENTITY, by_date
+from regcalc_assets.sources.logic import LANDING_SOURCE
+from regcalc_assets.sources.versions import record_landing_version
 from regcalc_assets.validation import logic
+from regcalc_core.dataframes import functions_for
+from regcalc_core.delivery import delivered_entity_ids, invalid_entities
 from regcalc_resources.engine import ComputeEngine
+from regcalc_resources.landing import LandingZone
+
 
 RECONCILES = "delivered_equals_accepted_plus_quarantined"
 
@@ -81,3 +87,37 @@ def validate_positions(context: dg.AssetExecutionContext, engine: ComputeEngine,
         metadata={"mismatches": dg.MetadataValue.json({e: {"delivered": n, "accepted": a, "quarantined": q} for e, (n, (a, q)) in broken.items()}),
                   "reconciliation": dg.MetadataValue.md(table)},
     )
+
+
+ACCOUNTED = "every_delivered_position_accounted_for"
+
+
+@dg.asset(partitions_def=BUSINESS_DATES, io_manager_key="stage_io", group_name="validation", kinds={"parquet"},
+          deps=[LANDING_SOURCE, *[dg.AssetDep(a, partition_mapping=by_date()) for a in ("validated_positions", "quarantined_positions")]], required_resource_keys={"stages", "engine", "landing"},
+          check_specs=[dg.AssetCheckSpec(ACCOUNTED, asset="unassigned_positions", description=(
+              "For the date: positions delivered = accepted + quarantined over every delivered entity + "
+              "unassigned, and every delivered entity has its stored partitions"))])
+def unassigned_positions(context: dg.AssetExecutionContext):
+    """One row per delivered position of the business date whose entity_id is null, not a valid
+    identifier, or not in that date's entities file, as delivered, with the rule it broke
+    (``entity_id:missing``, ``entity_id:invalid_identifier``, ``entity_id:unknown_reference``).
+    Quarantined and counted for the date but in no entity's figures (landing-zone.md, 'Bad
+    input'). Its check reconciles the whole date, so an entity lost anywhere fails loudly."""
+    business_date = context.partition_key
+    engine: ComputeEngine = context.resources.engine
+    landing: LandingZone = context.resources.landing
+    version = record_landing_version(context, landing.root)
+    frames = landing_logic.read_all(engine, landing.root, business_date)
+    entity_ids = delivered_entity_ids(landing.root, business_date)
+    rows = engine.checkpoint(logic.unassigned_positions(frames, business_date, entity_ids))
+    unassigned = rows.count()
+    delivered = frames["positions"].count()
+    stages = context.resources.stages
+    stored = {asset: stages.stored_rows(asset, business_date, entity_ids)
+              for asset in ("validated_positions", "quarantined_positions")}
+    passed, summary = logic.reconcile_date(delivered, unassigned, entity_ids, stored)
+    meta = {"positions_unassigned": unassigned, "positions_delivered": delivered,
+            "invalid_entities": dg.MetadataValue.json(invalid_entities(landing.root, business_date))}
+    yield dg.Output(rows.withColumn("landing_version", functions_for(rows)[0].lit(version)), metadata=meta)
+    yield dg.AssetCheckResult(check_name=ACCOUNTED, asset_key="unassigned_positions", passed=passed,
+                              metadata={"summary": dg.MetadataValue.md(summary)})

@@ -7,9 +7,11 @@ enforced by ``regcalc_core.contract``; the cross-column and cross-table rules of
 
 from __future__ import annotations
 
+from regcalc_assets.landing.logic import locate_name
 from regcalc_core import contract
 from regcalc_core.contract import CONTRACT, REASONS, parse_column, reasons_column, violations
 from regcalc_core.dataframes import functions_for
+from regcalc_core.identifiers import IDENTIFIER_PATTERN, INVALID_IDENTIFIER
 from regcalc_core.lineage import SOURCE_KEY, traced
 
 # Typed columns of an accepted position, in order (the enrichment stage's input contract).
@@ -83,3 +85,45 @@ def quarantined_positions(flagged):
         "stable_relationship", "operational", "performing", "risk_weight", "encumbered_until",
         "source_file", "source_row", first.alias("quarantine_rule"), F.col(REASONS),
     )
+
+
+def unassigned_positions(frames: dict, business_date: str, entity_ids: list[str]):
+    """Delivered positions of no entity partition: entity_id null (``entity_id:missing``), not a
+    valid identifier (``entity_id:invalid_identifier``) or not among ``entity_ids``, the date's
+    delivered entities (``entity_id:unknown_reference``). Quarantined, counted for the date, in no
+    entity's figures (landing-zone.md, 'Bad input'; README, 'Identifiers')."""
+    positions = frames["positions"]
+    F, _ = functions_for(positions)
+    entity = F.col("entity_id")
+    # the rule of regcalc_core.identifiers.is_valid_identifier, as a column (Java's `$` also
+    # matches before a final line break, so a line break is excluded explicitly)
+    valid = entity.rlike(IDENTIFIER_PATTERN) & ~entity.contains("..") & ~entity.contains("\n")
+    known = entity.isin(*entity_ids) if entity_ids else F.lit(False)
+    rule = (F.when(entity.isNull(), F.lit("entity_id:missing"))
+            .when(~valid, F.lit(f"entity_id:{INVALID_IDENTIFIER}"))
+            .otherwise(F.lit("entity_id:unknown_reference")))
+    return positions.where(entity.isNull() | ~known).select(
+        F.lit(business_date).cast("date").alias("business_date"),
+        *[c for c in positions.columns if c not in ("business_date",)],
+        F.lit(locate_name(frames, "positions")).alias("source_file"),
+        rule.alias("quarantine_rule"),
+    )
+
+
+def reconcile_date(delivered: int, unassigned: int, entity_ids: list[str],
+                   stored: dict[str, dict[str, int | None]]) -> tuple[bool, str]:
+    """(passed, a markdown summary) of the date-level reconciliation: the positions delivered
+    equal the unassigned ones plus, over every delivered entity, the accepted and quarantined
+    rows stored for it; an entity with no stored partition fails it by name."""
+    missing = sorted({e for rows in stored.values() for e, n in rows.items() if n is None})
+    counted = unassigned + sum(n or 0 for rows in stored.values() for n in rows.values())
+    lines = ["| entity | accepted | quarantined |", "|---|---:|---:|"]
+    accepted, quarantined = stored.get("validated_positions", {}), stored.get("quarantined_positions", {})
+    lines += [f"| {e} | {accepted.get(e)} | {quarantined.get(e)} |" for e in entity_ids]
+    lines += [f"| (no entity) | | {unassigned} |", f"| **delivered** | {delivered} | counted {counted} |"]
+    problems = []
+    if missing:
+        problems.append(f"no stored partition for entity {', '.join(missing)}")
+    if counted != delivered:
+        problems.append(f"{delivered} position(s) delivered but {counted} accounted for")
+    return not problems, "\n".join(problems + [""] + lines)

@@ -26,16 +26,16 @@ def test_a_stage_that_drops_or_duplicates_a_key_fails_the_lineage_check_naming_i
         F, _ = functions_for(df)
         return enrich_positions(df, *args).where(F.col("position_id") != F.lit("UK-0009"))
 
-    deal = sequence.deal
+    deal = sequence.deal_enrichment
 
-    @traced("deal_adjustments")
+    @traced("deal_enrichment")
     def adjustment_doubling_a_bond(df, *args, **kwargs):
         F, _ = functions_for(df)
         out = deal(df, *args, **kwargs)
         return out.unionByName(out.where(F.col("position_id") == F.lit("UK-0003")))
 
     monkeypatch.setattr(enrichment_assets, "enrich_positions", enrichment_losing_a_deposit)
-    monkeypatch.setattr(sequence, "deal", adjustment_doubling_a_bond)
+    monkeypatch.setattr(sequence, "deal_enrichment", adjustment_doubling_a_bond)
     instance = get_instance()
     instance.add_dynamic_partitions(ENTITY_PARTITIONS, ["LE_UK", "LE_US"])
     job = build_definitions().resolve_job_def("eod_job")
@@ -48,7 +48,7 @@ def test_a_stage_that_drops_or_duplicates_a_key_fails_the_lineage_check_naming_i
     assert messages["validation"] == "stage 'validation': all 25 keys preserved"
     assert messages["enrichment"].startswith("lineage check failed at stage 'enrichment': 1 key(s) dropped, 0 duplicated")
     assert "DEPOSITS/UK-0009 (source_row 9) dropped" in messages["enrichment"]
-    assert messages["deal_adjustments"].startswith("lineage check failed at stage 'deal_adjustments': 0 key(s) dropped, 1 duplicated")
-    assert "UK-0003" in messages["deal_adjustments"] and "x2" in messages["deal_adjustments"]
+    assert messages["deal_enrichment"].startswith("lineage check failed at stage 'deal_enrichment': 0 key(s) dropped, 1 duplicated")
+    assert "UK-0003" in messages["deal_enrichment"] and "x2" in messages["deal_enrichment"]
     # blocking: the warehouse does not get lineage that failed its check
     assert not result.asset_materializations_for_node("warehouse_lineage")

@@ -67,7 +67,7 @@ def test_audit_names_the_stage_that_drops_or_duplicates_a_key(spark, positions):
     F = __import__("regcalc_core.dataframes", fromlist=["functions_for"]).functions_for(positions)[0]
     keep_all = traced("enrichment")(lambda df: df.withColumn("amount", F.col("amount") * F.lit(2.0)))
     drop_p2 = traced("enrichment")(lambda df: df.where(F.col("position_id") != F.lit("P2")))
-    double_p1 = traced("deal_adjustments")(lambda df: df.unionByName(df.where(F.col("position_id") == F.lit("P1"))))
+    double_p1 = traced("deal_enrichment")(lambda df: df.unionByName(df.where(F.col("position_id") == F.lit("P1"))))
 
     ok = audit_keys("enrichment", positions, keep_all(positions))
     assert ok.passed and (ok.rows_in, ok.rows_out) == (3, 3)
@@ -76,9 +76,9 @@ def test_audit_names_the_stage_that_drops_or_duplicates_a_key(spark, positions):
     assert not dropped.passed and (dropped.dropped, dropped.duplicated, dropped.added) == (1, 0, 0)
     assert "stage 'enrichment'" in dropped.message and "SYS/P2" in dropped.message and "dropped" in dropped.message
 
-    duplicated = audit_keys("deal_adjustments", positions, double_p1(positions))
+    duplicated = audit_keys("deal_enrichment", positions, double_p1(positions))
     assert (duplicated.dropped, duplicated.duplicated, duplicated.added) == (0, 1, 0)
-    assert "stage 'deal_adjustments'" in duplicated.message and "SYS/P1" in duplicated.message and "x2" in duplicated.message
+    assert "stage 'deal_enrichment'" in duplicated.message and "SYS/P1" in duplicated.message and "x2" in duplicated.message
 
 
 COMPONENT_SCHEMA = "business_date date, entity_id string, reporting_currency string, basis string, component string, amount double, position_count bigint"

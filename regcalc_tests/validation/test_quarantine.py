@@ -10,6 +10,7 @@ import pytest
 
 from regcalc_assets.landing import logic as landing
 from regcalc_assets.validation import logic as validation
+from regcalc_core import delivery
 
 DATE = "2024-06-28"
 HEADER = ("position_id,source_system,entity_id,counterparty_id,product,currency,balance,quantity,security_id,"
@@ -123,11 +124,11 @@ def test_every_bad_row_is_quarantined_with_its_rule(flagged):
 def test_positions_of_no_known_entity_are_quarantined_for_the_date(engine, tmp_path):
     root = write_landing(tmp_path / "lz")
     frames = landing.read_all(engine, str(root), DATE)
-    entity_ids = landing.delivered_entity_ids(str(root), DATE)
+    entity_ids = delivery.delivered_entity_ids(str(root), DATE)
     assert entity_ids == ["E1", "E2"], "an invalid identifier never becomes a partition"
-    assert landing.invalid_entities(str(root), DATE) == sorted(INVALID_ENTITIES.values())
+    assert delivery.invalid_entities(str(root), DATE) == sorted(INVALID_ENTITIES.values())
     rows = {r["position_id"]: r["quarantine_rule"]
-            for r in landing.unassigned_positions(frames, DATE, entity_ids).collect()}
+            for r in validation.unassigned_positions(frames, DATE, entity_ids).collect()}
     assert rows == {"NO_ENTITY": "entity_id:missing", "GHOST_ENTITY": "entity_id:unknown_reference",
                     **{pid: "entity_id:invalid_identifier" for pid in INVALID_ENTITIES}}
 
@@ -151,7 +152,7 @@ def test_unknown_columns_are_ignored_by_name_and_missing_ones_named(engine, tmp_
     assert rows["OK_LOAN"]["fx_rate"] == 1.0 and rows["OK_LOAN"]["source_row"] == 1
 
     (root / f"business_date={DATE}" / "prices.csv").write_text("security_id;price\nS1;99.5\n")
-    with pytest.raises(landing.LandingFileError, match=r"prices.csv lacks required column\(s\) security_id, price "
+    with pytest.raises(delivery.LandingFileError, match=r"prices.csv lacks required column\(s\) security_id, price "
                                                        r"\(the header is one column"):
         landing.read_all(engine, str(root), DATE)
 
