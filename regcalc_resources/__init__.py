@@ -25,7 +25,8 @@ def build_engine() -> ComputeEngine:
         if os.environ.get("REGCALC_SPARK_MASTER"):
             conf["spark.master"] = os.environ["REGCALC_SPARK_MASTER"]
         return SparkEngine(spark_conf=conf)
-    return DuckDBEngine()
+    return DuckDBEngine(memory_limit=settings.duckdb_memory_limit(),
+                        spill_dir=str(settings.regcalc_home() / "duckdb-spill"))
 
 
 def build_rule_store():

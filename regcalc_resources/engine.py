@@ -79,7 +79,8 @@ class DuckDBEngine(ComputeEngine):
     """sqlframe's DuckDB session: the PySpark API compiled to DuckDB SQL, in process."""
 
     threads: int | None = Field(default=None, description="DuckDB worker threads (default: all cores)")
-    memory_limit: str | None = Field(default=None, description="e.g. '8GB'")
+    memory_limit: str | None = Field(default=None, description="e.g. '8GB' (default: settings.duckdb_memory_limit)")
+    spill_dir: str | None = Field(default=None, description="where DuckDB spills past its memory limit")
     target_file_size: str = Field(default="128MB", description="Parquet files are cut at about this size (the design's 128 MB)")
 
     def session(self):
@@ -92,10 +93,12 @@ class DuckDBEngine(ComputeEngine):
                 conn.execute(f"SET threads = {int(self.threads)}")
             if self.memory_limit:
                 conn.execute(f"SET memory_limit = {_sql_str(self.memory_limit)}")
+            if self.spill_dir:
+                conn.execute(f"SET temp_directory = {_sql_str(self.spill_dir)}")
             conn.execute("SET preserve_insertion_order = false")  # CSV row numbers: see read_text_table
             return DuckDBSession(conn=conn)
 
-        return _cached(("duckdb", self.threads, self.memory_limit), build)
+        return _cached(("duckdb", self.threads, self.memory_limit, self.spill_dir), build)
 
     def _conn(self):
         return self.session()._conn
@@ -108,13 +111,11 @@ class DuckDBEngine(ComputeEngine):
         return session._to_sql(expressions[-1])
 
     def read_text_table(self, path: str, columns: list[str]):
-        import sqlframe.base.functions as F
-
         if path.endswith(".csv"):
             return self._read_csv_numbered(path).select(*columns, "source_row")
-        df = self.session().read.options(hive_partitioning=False, file_row_number=True).parquet(path)
-        row = F.col("file_row_number") + F.lit(1)
-        return df.select(*[F.col(c).cast("string").alias(c) for c in columns], row.cast("bigint").alias("source_row"))
+        texts = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns if _plain_name(c))
+        return self._view("landing", f"SELECT {texts}, CAST(file_row_number + 1 AS BIGINT) AS source_row "
+                                     f"FROM read_parquet({_sql_str(path)}, file_row_number = true)")
 
     def _drop_tables_except(self, prefix: str, keep: str | None = None) -> bool:
         """Drop the session's tables named ``prefix*`` other than ``keep``; True if ``keep`` exists."""
@@ -157,8 +158,19 @@ class DuckDBEngine(ComputeEngine):
         return self.session().table(name)
 
     def read_parquet(self, paths: list[str]):
-        globs = [p.rstrip("/") + "/*.parquet" for p in paths]
-        return self.session().read.options(hive_partitioning=False).parquet(globs)
+        globs = ", ".join(_sql_str(p.rstrip("/") + "/*.parquet") for p in paths)
+        return self._view("parquet", f"SELECT * FROM read_parquet([{globs}], hive_partitioning = false)")
+
+    def _view(self, kind: str, query: str):
+        """A DataFrame over a DuckDB view of ``query``. sqlframe's own reader loads each path
+        separately (a schema query each) and unions them, and every later operation copies that
+        whole tree; a view is one table reference however many partitions it reads. Named by its
+        query, so the same read is one view."""
+        import hashlib
+
+        name = f"{kind}_{hashlib.sha1(query.encode()).hexdigest()[:20]}"
+        self._conn().execute(f"CREATE OR REPLACE VIEW {name} AS {query}")
+        return self.session().table(name)
 
     def checkpoint(self, df):
         import uuid

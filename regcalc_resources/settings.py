@@ -66,3 +66,15 @@ def lock_timeout() -> float:
     if value < 0 or value != value:
         raise RegcalcInputError(f"REGCALC_LOCK_TIMEOUT must be zero or more seconds, not {raw!r}")
     return value
+
+
+def duckdb_memory_limit() -> str:
+    """``$REGCALC_DUCKDB_MEMORY`` (a DuckDB size such as ``8GB``), else a third of the machine's
+    physical memory. DuckDB's own default is 80%, which with the process's Python and Arrow memory
+    on top leaves a machine that also runs the Dagster daemon or webserver short; past the limit
+    DuckDB spills to ``$REGCALC_HOME/duckdb-spill`` instead of growing."""
+    raw = os.environ.get("REGCALC_DUCKDB_MEMORY", "").strip()
+    if raw:
+        return raw
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(1, total // 3 // 2**20)}MB"

@@ -59,3 +59,30 @@ def assert_traced_to_the_cent(traced: dict, reported: dict[tuple[str, str], dict
            for key, totals in sorted(traced.items()) for metric, value in totals.items()
            if abs(value - float(reported[key][metric])) >= 0.005]
     assert not bad, bad
+
+
+class CliResult:
+    """What a command gave: exit code, standard output, standard error (as a process would)."""
+
+    def __init__(self, result):
+        self.returncode = result.exit_code
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+        self.exception = result.exception
+
+
+def regcalc(*args: str, home, check: bool = True, env: dict | None = None) -> CliResult:
+    """``regcalc ARGS`` in this process with click's CliRunner, in ``home`` on the DuckDB engine.
+    Every variable the commands read or set is restored afterwards (``eod`` sets REGCALC_LANDING
+    for its runs). ``check``: a non-zero exit is an AssertionError with the command's output."""
+    from click.testing import CliRunner
+
+    from regcalc_cli.main import cli
+
+    variables = {"REGCALC_HOME": str(home), "REGCALC_ENGINE": "duckdb", "DAGSTER_HOME": None,
+                 "REGCALC_LANDING": None, **(env or {})}
+    result = CliResult(CliRunner().invoke(cli, list(args), env=variables, catch_exceptions=True))
+    if check and result.returncode != 0:
+        raise AssertionError(f"regcalc {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+                             + (f"\n{result.exception!r}" if result.exception else ""))
+    return result

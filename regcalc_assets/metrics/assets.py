@@ -11,6 +11,7 @@ from regcalc_assets.partitions import DATE_ENTITY
 from regcalc_assets.sources.logic import version_column
 from regcalc_assets.sources.versions import record_rule_versions
 from regcalc_core.dataframes import functions_for
+from regcalc_resources.engine import ComputeEngine
 from regcalc_resources.landing import LandingZone
 from regcalc_resources.rule_store import RuleStore
 
@@ -25,8 +26,8 @@ from regcalc_resources.rule_store import RuleStore
                                    description="pandera: finite, non-negative figures, inflow cap, Level 2 within 40% "
                                                "of HQLA (blocking: a failure publishes nothing)")],
 )
-def liquidity_metrics(context: dg.AssetExecutionContext, rules: RuleStore, landing: LandingZone, liquidity_components,
-                      validated_positions, quarantined_positions):
+def liquidity_metrics(context: dg.AssetExecutionContext, rules: RuleStore, landing: LandingZone, engine: ComputeEngine,
+                      liquidity_components, validated_positions, quarantined_positions):
     """One row per (business_date, entity_id) and basis (base: no rules; adjusted: every approved
     rule): hqla_l1, hqla_l2a, hqla_l2b (post-haircut), the
     caps adj15 and adj40, hqla, total_outflows, total_inflows, capped_inflows (75% cap),
@@ -37,9 +38,10 @@ def liquidity_metrics(context: dg.AssetExecutionContext, rules: RuleStore, landi
     final_rules, rules_meta = rules_for_run(context, rules, "final_calc")
     F, _ = functions_for(liquidity_components)
     versions = record_rule_versions(context, final_rules, "final_calc", landing.root)
-    metrics = logic.with_position_counts(
+    # computed once: its rows are checked here and the same table is stored
+    metrics = engine.checkpoint(logic.with_position_counts(
         sequence.final_calc(liquidity_components, final_rules), validated_positions, quarantined_positions
-    ).withColumn("final_rules_version", version_column(F, versions))
+    ).withColumn("final_rules_version", version_column(F, versions)))
     all_rows = [r.asDict() for r in metrics.collect()]
     rows = [r for r in all_rows if r["basis"] == "adjusted"]
     meta: dict = {

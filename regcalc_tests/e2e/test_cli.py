@@ -6,26 +6,14 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from regcalc_tests.helpers import assert_traced_to_the_cent, traced_totals
+from regcalc_tests.helpers import assert_traced_to_the_cent, regcalc, traced_totals
 
 pytestmark = pytest.mark.slow
-REGCALC = [sys.executable, "-m", "regcalc_cli.main"]
-
-
-def regcalc(*args, home: Path, check=True):
-    env = {**os.environ, "REGCALC_HOME": str(home), "REGCALC_ENGINE": "duckdb"}
-    env.pop("DAGSTER_HOME", None)
-    proc = subprocess.run([*REGCALC, *args], env=env, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"regcalc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def storage_digest(root: Path) -> dict[str, str]:

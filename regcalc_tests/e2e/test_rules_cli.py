@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from regcalc_tests.e2e.test_cli import regcalc
+from regcalc_tests.helpers import regcalc
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 from regcalc_cli.eod import run_eod
 from regcalc_cli.report import fetch_report
 from regcalc_tests.conftest import SHARED
-from regcalc_tests.e2e.test_cli import regcalc
+from regcalc_tests.helpers import regcalc
 
 pytestmark = pytest.mark.slow
 
