@@ -92,12 +92,17 @@ def test_operations_and_null_fields_stay_null(positions):
     assert out["DEP_NOCP"]["amount"] == pytest.approx(505.0)
 
 
+# haircut 0 -> 0.9 -> 1.2 and amount down by 350: clamps after the last rule
+CLAMPING_RULES = (
+    rule("R1", adjustments=[{"field": "haircut", "operation": "add", "value": 0.9},
+                            {"field": "amount", "operation": "add", "value": -350}]),
+    rule("R2", adjustments=[{"field": "haircut", "operation": "add", "value": 0.3},
+                            {"field": "inflow_rate", "operation": "multiply", "value": 3}]),
+)
+
+
 def test_clamps_after_the_last_rule(positions):
-    out = run(positions,
-              rule("R1", adjustments=[{"field": "haircut", "operation": "add", "value": 0.9},
-                                      {"field": "amount", "operation": "add", "value": -350}]),
-              rule("R2", adjustments=[{"field": "haircut", "operation": "add", "value": 0.3},
-                                      {"field": "inflow_rate", "operation": "multiply", "value": 3}]))
+    out = run(positions, *CLAMPING_RULES)
     assert out["SEC_LONG"]["haircut"] == 1.0  # 0 + 0.9 + 0.3 = 1.2 -> 1
     assert out["SEC_LONG"]["amount"] == 0.0 and out["LOAN_SHORT"]["amount"] == 0.0 and out["DEP"]["amount"] == 50.0
     assert out["LOAN_SHORT"]["inflow_rate"] == 1.0  # 3.0 -> 1
@@ -152,11 +157,7 @@ def trail(out, pid):
 
 
 def test_trail_records_every_changed_value_and_every_clamp(positions):
-    out = run(positions,
-              rule("R1", adjustments=[{"field": "haircut", "operation": "add", "value": 0.9},
-                                      {"field": "amount", "operation": "add", "value": -350}]),
-              rule("R2", adjustments=[{"field": "haircut", "operation": "add", "value": 0.3},
-                                      {"field": "inflow_rate", "operation": "multiply", "value": 3}]))
+    out = run(positions, *CLAMPING_RULES)
     # SEC_LONG: haircut 0 -> 0.9 -> 1.2, clamped to 1 (attributed to R2, the last rule on it);
     # amount 100 -> -250, clamped to 0 (R1); inflow_rate is null, so nothing is recorded for it
     assert trail(out, "SEC_LONG") == [
