@@ -69,9 +69,10 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         total = sum(rows.values())
         context.add_output_metadata(
             {
+                # the run's figures, the same on each partition's materialization (an IO manager's
+                # metadata is per output); a partition's own rows are in its files' footers
                 "row_count": dg.MetadataValue.int(total),
                 "partitions_written": dg.MetadataValue.int(len(pairs)),
-                "rows_by_partition": dg.MetadataValue.md(_rows_table(rows)),
                 "write_seconds": dg.MetadataValue.float(round(seconds, 3)),
                 "rows_per_second": dg.MetadataValue.float(round(total / seconds, 1) if seconds else 0.0),
                 "path": dg.MetadataValue.path(self.store.location(asset)),
@@ -118,9 +119,3 @@ def _int(text: str):
         return int(text)
     except ValueError:
         return text
-
-
-def _rows_table(rows: dict[tuple[str, str], int]) -> str:
-    lines = ["| business_date | entity_id | rows |", "|---|---|---:|"]
-    lines += [f"| {d} | {e} | {n:,} |" for (d, e), n in sorted(rows.items())]
-    return "\n".join(lines)
