@@ -10,12 +10,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_duckdb_memory_limit_defaults_to_a_third_of_the_machine(monkeypatch):
+def test_duckdb_memory_limit_defaults_to_a_quarter_of_the_machine(monkeypatch):
     from regcalc_resources.settings import duckdb_memory_limit
 
     monkeypatch.delenv("REGCALC_DUCKDB_MEMORY", raising=False)
     total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-    assert duckdb_memory_limit() == f"{total_mb // 3}MB"
+    assert duckdb_memory_limit() == f"{total_mb // 4}MB"
 
 
 def test_the_engine_applies_the_configured_limit_and_spill_directory(tmp_path):
