@@ -37,7 +37,7 @@ def _describe(context: dg.HookContext) -> None:
 
 def _describe_asset(context: dg.HookContext, run, asset: str, pairs: list[tuple[str, str]]) -> None:
     from regcalc_core.lineage import column_lineage
-    from regcalc_resources.stage_store import WHOLE_DATE
+    from regcalc_resources.stage_store import key_of_pair
 
     stages = context.resources.stages
     schema = stages.stored_schema(asset, *pairs[0]) if pairs else None
@@ -57,7 +57,7 @@ def _describe_asset(context: dg.HookContext, run, asset: str, pairs: list[tuple[
     started = dt.datetime.fromtimestamp(start, dt.timezone.utc) if start else now
     context.resources.openlineage.emit_materialization(
         job_name=run.job_name, run_id=context.run_id, asset=asset, inputs=sorted(upstream),
-        partitions=[date if entity == WHOLE_DATE else f"{date}|{entity}" for date, entity in pairs],
+        partitions=[key_of_pair(date, entity) for date, entity in pairs],
         fields=fields, column_lineage=lineage, row_count=rows, started_at=started, ended_at=now)
     context.instance.report_runless_asset_event(dg.AssetObservation(
         asset_key=dg.AssetKey(asset),

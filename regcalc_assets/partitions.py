@@ -60,18 +60,14 @@ def run_partitions(instance, tags: dict[str, str]) -> list[tuple[str, str]]:
     """(business_date, entity_id) of every partition a run covers, from its tags: one partition
     (a date alone is a date-level run: entity ``WHOLE_DATE``) or a range of entities of one date
     in the dynamic-partition order."""
-    from regcalc_resources.stage_store import WHOLE_DATE
-
-    def pair(key: str) -> tuple[str, str]:
-        date, _, entity = key.partition("|")
-        return date, entity or WHOLE_DATE
+    from regcalc_resources.stage_store import pair_of_key
 
     if "dagster/partition" in tags:
-        return [pair(tags["dagster/partition"])]
+        return [pair_of_key(tags["dagster/partition"])]
     start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
     if not start or not end:
         return []
-    (date, first), (_, last) = pair(start), pair(end)
+    (date, first), (_, last) = pair_of_key(start), pair_of_key(end)
     order = instance.get_dynamic_partitions(ENTITY_PARTITIONS)
     if first not in order or last not in order:
         return []

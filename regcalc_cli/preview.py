@@ -16,6 +16,7 @@ from regcalc_assets import sequence
 from regcalc_core.dataframes import functions_for
 from regcalc_core.rule_files import load_rule_file, naming_file
 from regcalc_core.rules import STAGES, Rule, parse_rule
+from regcalc_resources.storage import read_stage
 from regcalc_core.errors import RegcalcInputError
 
 
@@ -80,8 +81,8 @@ def preview(stages, engine, store, source: str, dates: list[str] | None = None) 
     out = []
     for date in dates:
         entities = stored_entities(stages, date)
-        read = lambda asset: engine.read_parquet([str(p) for p in stages.partition_dirs(asset, [(date, e) for e in entities])])  # noqa: E731
-        enriched, profiles = read("enriched_positions"), read("entity_profiles")
+        pairs = [(date, e) for e in entities]
+        enriched, profiles = (read_stage(engine, stages, asset, pairs) for asset in ("enriched_positions", "entity_profiles"))
         now, _ = figures(enriched, profiles, now_rules, [])
         after, flagged = figures(enriched, profiles, with_rules, candidates)
         matched = _match_counts(flagged, candidates)

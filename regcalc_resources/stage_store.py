@@ -31,6 +31,18 @@ WHOLE_DATE = "_all"  # the "entity" of a date-level (daily-partitioned) asset
 POINTER = "_CURRENT"
 
 
+def pair_of_key(key: str) -> tuple[str, str]:
+    """(business_date, entity_id) of a Dagster partition key: ``D|E``, or ``D`` for a date-level
+    partition (entity ``WHOLE_DATE``)."""
+    date, _, entity = key.partition("|")
+    return date, entity or WHOLE_DATE
+
+
+def key_of_pair(date: str, entity: str) -> str:
+    """The Dagster partition key of (business_date, entity_id): the inverse of ``pair_of_key``."""
+    return date if entity == WHOLE_DATE else f"{date}|{entity}"
+
+
 def partition_suffix(date: str, entity: str) -> str:
     """The partition's place under its asset. The date must be an ISO date; the entity is
     encoded by ``encode_key`` (reversible, never ``/``, ``.`` or ``..``), whatever it holds."""

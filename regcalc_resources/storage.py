@@ -15,23 +15,20 @@ from pathlib import Path
 import dagster as dg
 
 from regcalc_resources.engine import ComputeEngine
-from regcalc_resources.stage_store import WHOLE_DATE, StageStore, count_rows
+from regcalc_resources.stage_store import WHOLE_DATE, StageStore, count_rows, pair_of_key
 
 PART_DATE, PART_ENTITY = "_part_date", "_part_entity"
 
 
 def partition_pairs(context) -> list[tuple[str, str]]:
     """(business_date, entity_id) pairs of the partitions an IO context covers."""
-    pairs = []
-    for key in context.asset_partition_keys:
-        dims = key.keys_by_dimension if hasattr(key, "keys_by_dimension") else _split(key)
-        pairs.append((dims["date"], dims["entity"]))
-    return sorted(pairs)
+    return sorted((key.keys_by_dimension["date"], key.keys_by_dimension["entity"])
+                  if hasattr(key, "keys_by_dimension") else pair_of_key(key) for key in context.asset_partition_keys)
 
 
-def _split(key: str) -> dict[str, str]:
-    date, _, entity = key.partition("|")
-    return {"date": date, "entity": entity or WHOLE_DATE}
+def read_stage(engine: ComputeEngine, store: StageStore, asset: str, pairs: list[tuple[str, str]]):
+    """The stored partitions ``pairs`` of ``asset`` as one DataFrame (a missing one is an error naming it)."""
+    return engine.read_parquet([str(p) for p in store.partition_dirs(asset, pairs)])
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -81,7 +78,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext):
         asset = context.asset_key.path[-1]
-        return self.engine.read_parquet([str(p) for p in self.store.partition_dirs(asset, partition_pairs(context))])
+        return read_stage(self.engine, self.store, asset, partition_pairs(context))
 
 
 def _fill_empty(engine, df, staging: Path, missing: list[Path]) -> None:
