@@ -233,8 +233,10 @@ def demo(landing, start_date, days, entities, positions):
 
 def _register_subcommands():
     from regcalc_cli.rules import rules
+    from regcalc_cli.star import star
 
     cli.add_command(rules)
+    cli.add_command(star)
 
 
 _register_subcommands()

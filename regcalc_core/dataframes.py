@@ -35,3 +35,9 @@ def session_of(df: Any) -> Any:
 def lookup(left, right, key: str):
     """``left`` LEFT JOIN ``right`` on one key column that both sides name alike."""
     return left.join(right, on=key, how="left")
+
+
+def column_types(df: Any) -> dict[str, str]:
+    """Column name -> Spark simple type name (``string``, ``bigint``, ``decimal(38,10)`` ...), on
+    either engine (sqlframe has no ``dtypes``)."""
+    return {f.name: f.dataType.simpleString() for f in df.schema.fields}

@@ -8,6 +8,7 @@ Connect with ``spark.remote``). Only file I/O differs per engine, and it lives h
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -45,6 +46,16 @@ class ComputeEngine(dg.ConfigurableResource):
 
     def write_empty(self, df, dest_dir: str) -> None:
         """Write a zero-row Parquet file carrying ``df``'s schema into ``dest_dir``."""
+        raise NotImplementedError
+
+    def read_table(self, path: str) -> Any:
+        """A typed DataFrame over one CSV file (header row, types inferred) or Parquet file or
+        directory of Parquet files: the inputs of ``regcalc star build``."""
+        raise NotImplementedError
+
+    def write_table(self, df, dest_dir: str) -> None:
+        """Write ``df`` as one zstd Parquet file into ``dest_dir``, rows sorted by every column, so
+        that the same rows give the same file (an unpartitioned star table)."""
         raise NotImplementedError
 
     def checkpoint(self, df) -> Any:
@@ -172,6 +183,19 @@ class DuckDBEngine(ComputeEngine):
         self._conn().execute(f"CREATE OR REPLACE VIEW {name} AS {query}")
         return self.session().table(name)
 
+    def read_table(self, path):
+        if path.endswith(".csv"):
+            query = f"SELECT * FROM read_csv({_sql_str(path)}, header = true, auto_detect = true)"
+        else:
+            query = f"SELECT * FROM read_parquet({_sql_str(path.rstrip('/') + '/*.parquet' if os.path.isdir(path) else path)})"
+        return self._view("table", query)
+
+    def write_table(self, df, dest_dir):
+        os.makedirs(dest_dir, exist_ok=True)
+        self._conn().execute(
+            f"COPY (SELECT * FROM ({self._sql(df)}) ORDER BY ALL) TO {_sql_str(os.path.join(dest_dir, 'part-0.parquet'))} "
+            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)")
+
     def checkpoint(self, df):
         import uuid
 
@@ -272,6 +296,15 @@ class SparkEngine(ComputeEngine):
 
     def read_parquet(self, paths: list[str]):
         return self.session().read.parquet(*paths)
+
+    def read_table(self, path):
+        reader = self.session().read
+        if path.endswith(".csv"):
+            return reader.option("header", True).option("inferSchema", True).option("nullValue", "").csv(path)
+        return reader.parquet(path)
+
+    def write_table(self, df, dest_dir):
+        df.orderBy(*df.columns).coalesce(1).write.mode("overwrite").option("compression", "zstd").parquet(dest_dir)
 
     def checkpoint(self, df):
         return df.localCheckpoint(eager=True)
