@@ -12,13 +12,14 @@ from regcalc_assets.lineage import assets as lineage
 from regcalc_assets.metrics import assets as metrics
 from regcalc_assets.publication import assets as publication
 from regcalc_assets.sources import assets as sources
+from regcalc_assets.star import assets as star
 from regcalc_assets.sensors import recalc_sensor
 from regcalc_assets.schedules import eod_job, eod_schedule, unassigned_job, unassigned_schedule
 from regcalc_assets.validation import assets as validation
 from regcalc_resources import build_resources
 
 ALL_ASSETS = dg.load_assets_from_modules([sources, landing, validation, enrichment, adjustments, aggregation, metrics, lineage,
-                                          publication])
+                                          star, publication])
 
 
 def build_definitions() -> dg.Definitions:

@@ -28,6 +28,7 @@ from regcalc_core.identifiers import decode_key, encode_key
 from regcalc_core.timestamps import is_iso_date
 
 WHOLE_DATE = "_all"  # the "entity" of a date-level (daily-partitioned) asset
+WHOLE_TABLE = "_table"  # the "date" of an unpartitioned asset (a star dimension or aggregate)
 POINTER = "_CURRENT"
 
 
@@ -46,6 +47,8 @@ def key_of_pair(date: str, entity: str) -> str:
 def partition_suffix(date: str, entity: str) -> str:
     """The partition's place under its asset. The date must be an ISO date; the entity is
     encoded by ``encode_key`` (reversible, never ``/``, ``.`` or ``..``), whatever it holds."""
+    if date == WHOLE_TABLE and entity == WHOLE_DATE:
+        return "table"
     check_date(date)
     if entity == WHOLE_DATE:
         return f"business_date={date}"
@@ -97,6 +100,13 @@ class StageStore(dg.ConfigurableResource):
 
     def collect_garbage(self, asset: str, min_age_seconds: float = 6 * 3600) -> None:
         """Remove what crashed writes left behind, once old enough not to be a write in progress."""
+
+    def lock(self, name: str):
+        """A context manager that one process at a time holds (a whole-table rebuild: read every
+        stored date, then write). The base store has none: an object store needs an external lock."""
+        import contextlib
+
+        return contextlib.nullcontext()
 
     # --- reads shared by every store: for the IO manager, the loaders and the command line ---
 
@@ -202,12 +212,29 @@ class LocalStageStore(StageStore):
         root = self.asset_dir(asset)
         return sorted(split_suffix(p.parent.name, p.name) for p in root.glob("business_date=*/entity_id=*"))
 
+    def lock(self, name):
+        import contextlib
+        import fcntl
+
+        @contextlib.contextmanager
+        def held():
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            with open(Path(self.root) / f".{name}.lock", "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+        return held()
+
     def collect_garbage(self, asset, min_age_seconds=6 * 3600):
         versions = self.asset_dir(asset) / ".versions"
         if not versions.is_dir():
             return
         live = {os.path.realpath(p) for p in self.asset_dir(asset).glob("business_date=*/entity_id=*")}
         live |= {os.path.realpath(p) for p in self.asset_dir(asset).glob("business_date=*") if p.is_symlink()}
+        live |= {os.path.realpath(p) for p in self.asset_dir(asset).glob("table") if p.is_symlink()}
         cutoff = time.time() - min_age_seconds
         for path in versions.iterdir():
             if str(path.resolve()) not in live and path.stat().st_mtime < cutoff:

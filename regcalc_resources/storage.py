@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from regcalc_resources.engine import ComputeEngine
-from regcalc_resources.stage_store import WHOLE_DATE, StageStore, count_rows, pair_of_key
+from regcalc_resources.stage_store import WHOLE_DATE, WHOLE_TABLE, StageStore, count_rows, pair_of_key
 
 PART_DATE, PART_ENTITY = "_part_date", "_part_entity"
 
@@ -31,6 +31,11 @@ def read_stage(engine: ComputeEngine, store: StageStore, asset: str, pairs: list
     return engine.read_parquet([str(p) for p in store.partition_dirs(asset, pairs)])
 
 
+def read_table(engine: ComputeEngine, store: StageStore, asset: str):
+    """The stored whole table of an unpartitioned asset (an error naming it if never written)."""
+    return read_stage(engine, store, asset, [(WHOLE_TABLE, WHOLE_DATE)])
+
+
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     """Reads and writes stage outputs (PySpark-API DataFrames) as Parquet partitions (zstd; one
     directory, hence sorted, per business date and entity; files up to the engine's target size)
@@ -44,6 +49,8 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         if df is None:
             return
         asset = context.asset_key.path[-1]
+        if not context.has_asset_partitions:
+            return self._store_table(context, asset, df)
         pairs = partition_pairs(context)
         started = time.perf_counter()
         self.store.collect_garbage(asset)
@@ -76,8 +83,25 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             }
         )
 
+    def _store_table(self, context: dg.OutputContext, asset: str, df) -> None:
+        """An unpartitioned asset: the whole table, one sorted file, swapped in atomically."""
+        started = time.perf_counter()
+        self.store.collect_garbage(asset)
+        staging = self.store.staging_root(asset)
+        try:
+            self.engine.write_table(df, str(staging / "table"))
+            rows = count_rows(staging / "table")
+            self.store.publish(asset, WHOLE_TABLE, WHOLE_DATE, staging / "table")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        context.add_output_metadata({"row_count": dg.MetadataValue.int(rows),
+                                     "write_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+                                     "path": dg.MetadataValue.path(self.store.location(asset))})
+
     def load_input(self, context: dg.InputContext):
         asset = context.asset_key.path[-1]
+        if not context.has_asset_partitions:
+            return read_table(self.engine, self.store, asset)
         return read_stage(self.engine, self.store, asset, partition_pairs(context))
 
 

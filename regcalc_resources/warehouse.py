@@ -20,10 +20,42 @@ class TableSpec:
     columns: tuple[tuple[str, str, bool], ...]
     key: tuple[str, ...] = ()
     declare_key: bool = True  # False: the key is proven by a check, not indexed (millions of rows)
+    partitioned: bool = True  # replaced by (business_date, entity_id); False: replaced whole
+    # physical design (Redshift): DISTSTYLE KEY / ALL / AUTO, DISTKEY, compound SORTKEY
+    diststyle: str = "KEY"
+    distkey: str | None = "entity_id"
+    sortkey: tuple[str, ...] = ("business_date", "entity_id")
 
     @property
     def names(self) -> list[str]:
         return [c for c, _, _ in self.columns]
+
+    @classmethod
+    def from_arrow(cls, schema, *, partitioned: bool, diststyle: str, distkey: str | None,
+                   sortkey: tuple[str, ...], not_null: tuple[str, ...] = ()) -> TableSpec:
+        """The spec of a table whose columns are those of a stored Parquet schema (a star table:
+        its columns come from the star spec and the operator), plus the load columns."""
+        columns = [(f.name, _logical(f.type), f.name not in not_null) for f in schema if f.name not in LOAD_COLUMN_NAMES]
+        return cls(tuple(columns) + _cols(LOAD_COLUMNS), (), False, partitioned, diststyle, distkey, tuple(sortkey))
+
+
+def _logical(kind) -> str:
+    """The logical type of an Arrow type (decimals are loaded as double)."""
+    if pa.types.is_date(kind):
+        return "date"
+    if pa.types.is_timestamp(kind):
+        return "timestamp"
+    if pa.types.is_boolean(kind):
+        return "bool"
+    if pa.types.is_int64(kind):
+        return "bigint"
+    if pa.types.is_integer(kind):
+        return "int"
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return "double"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "string"
+    raise ValueError(f"no warehouse type for Arrow type {kind}")
 
 
 def _cols(spec: str) -> tuple[tuple[str, str, bool], ...]:
@@ -61,13 +93,30 @@ TABLES = {
         + LOAD_COLUMNS), ("business_date", "entity_id", "output_stage", "output_key", "input_stage", "input_key"),
         declare_key=False),
 }
+_REGISTERED: dict[str, TableSpec] = {}
+
+
+def register_table(name: str, spec: TableSpec) -> None:
+    """Make a table known to every backend in this process (the star tables, whose columns come
+    from the star spec, register before they load)."""
+    _REGISTERED[name] = spec
+
+
+def table_spec(name: str) -> TableSpec:
+    """The spec of a warehouse table: one of ``TABLES`` or a registered one."""
+    spec = TABLES.get(name) or _REGISTERED.get(name)
+    if spec is None:
+        raise ValueError(f"unknown warehouse table {name!r} (known: {', '.join(sorted({*TABLES, *_REGISTERED}))})")
+    return spec
+
+
 DUCKDB_TYPES = {"date": "DATE", "string": "VARCHAR", "double": "DOUBLE", "bigint": "BIGINT", "int": "INTEGER",
                 "bool": "BOOLEAN", "timestamp": "TIMESTAMP"}
 
 
 def create_table_sql(table: str, types: dict[str, str], suffix: str = "") -> str:
     """CREATE TABLE IF NOT EXISTS for ``table`` with the backend's type names (``types``)."""
-    spec = TABLES[table]
+    spec = table_spec(table)
     cols = [f"{c} {types[t]}{'' if nullable else ' NOT NULL'}" for c, t, nullable in spec.columns]
     if spec.key and spec.declare_key:
         cols.append(f"PRIMARY KEY ({', '.join(spec.key)})")
@@ -90,7 +139,8 @@ class LoadResult:
 
 class Warehouse(dg.ConfigurableResource):
     """Interface: replace whole (business_date, entity_id) partitions of a table atomically and
-    idempotently (the rows of those partitions after a load are exactly ``rows``)."""
+    idempotently (the rows of those partitions after a load are exactly ``rows``); with
+    ``partitions`` None, the whole table (an unpartitioned star dimension or aggregate)."""
 
     def load(self, table: str, rows: pa.Table, partitions: list[tuple[str, str]], run_id: str) -> LoadResult:
         raise NotImplementedError
@@ -103,7 +153,7 @@ class Warehouse(dg.ConfigurableResource):
         with the table's columns only. Backends that can read Parquet themselves override it."""
         import pyarrow.parquet as pq
 
-        wanted = [c for c in TABLES[table].names if c not in LOAD_COLUMN_NAMES]
+        wanted = [c for c in table_spec(table).names if c not in LOAD_COLUMN_NAMES]
         parts = [pq.read_table(f, columns=wanted) for f in files]
         rows = pa.concat_tables(parts) if parts else pa.table({c: [] for c in wanted})
         return self.load(table, rows, partitions, run_id)
@@ -149,7 +199,7 @@ class DuckDBWarehouse(Warehouse):
     def load_files(self, table, files, partitions, run_id):
         """DuckDB reads the staged Parquet itself: no Arrow copy through Python."""
         started = time.perf_counter()
-        cols = ", ".join(c for c in TABLES[table].names if c not in LOAD_COLUMN_NAMES)
+        cols = ", ".join(c for c in table_spec(table).names if c not in LOAD_COLUMN_NAMES)
         con = self._connect()
         try:
             con.execute(create_table_sql(table, DUCKDB_TYPES))
@@ -169,6 +219,9 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _delete(con, table: str, partitions) -> None:
+        if partitions is None:
+            con.execute(f"DELETE FROM {table}")
+            return
         keys = pa.table({"business_date": [p[0] for p in partitions], "entity_id": [p[1] for p in partitions]})
         con.register("replaced", keys)
         con.execute(

@@ -63,7 +63,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regcalc_resources.warehouse import LOAD_COLUMN_NAMES, TABLES, LoadResult, Warehouse, create_table_sql
+from regcalc_resources.warehouse import LOAD_COLUMN_NAMES, LoadResult, Warehouse, create_table_sql, table_spec
 
 POSTGRES_TYPES = {"date": "DATE", "string": "TEXT", "double": "DOUBLE PRECISION", "bigint": "BIGINT",
                   "int": "INTEGER", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
@@ -152,7 +152,7 @@ def binary_copy_chunks(rows: pa.Table, chunk_rows: int, constants: tuple[bytes, 
 def _as_table_types(table: str, rows: pa.Table, columns: list[str]) -> pa.Table:
     """The incoming columns cast to the table's types (an impossible cast, e.g. text in an int
     column or an int32 overflow, raises here, before the database is touched)."""
-    logical = {c: t for c, t, _ in TABLES[table].columns}
+    logical = {c: t for c, t, _ in table_spec(table).columns}
     out = []
     for name in columns:
         col, want = rows.column(name), ARROW_TYPES[logical[name]]
@@ -166,7 +166,7 @@ def _check_not_null(table: str, rows: pa.Table) -> None:
     touched (the table's constraints are the same check, but after the DELETE)."""
     if not rows.num_rows:
         return
-    required = [c for c, _, nullable in TABLES[table].columns if not nullable and c not in LOAD_COLUMN_NAMES]
+    required = [c for c, _, nullable in table_spec(table).columns if not nullable and c not in LOAD_COLUMN_NAMES]
     if bad := [c for c in required if c not in rows.column_names or rows.column(c).null_count]:
         raise ValueError(f"{table}: NULL in NOT NULL columns {bad}")
 
@@ -213,17 +213,20 @@ class PostgresWarehouse(Warehouse):
         """Replace ``partitions`` of ``table`` with ``rows`` in one transaction (see the module)."""
         started = time.perf_counter()
         columns = [c for c in rows.column_names if c not in LOAD_COLUMN_NAMES]
-        if unknown := sorted(set(columns) - set(TABLES[table].names)):
+        if unknown := sorted(set(columns) - set(table_spec(table).names)):
             raise ValueError(f"{table} has no columns {unknown}")
         rows = _as_table_types(table, rows, columns)
         _check_not_null(table, rows)
-        dates, entities = [str(d) for d, _ in partitions], [str(e) for _, e in partitions]
         with self._connect(autocommit=True) as conn:
             _abort_when_client_dies(conn)
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute(create_table_sql(table, POSTGRES_TYPES))
-                cur.execute(f"DELETE FROM {table} WHERE (business_date, entity_id) IN "
-                            "(SELECT * FROM unnest(%s::date[], %s::text[]))", [dates, entities])
+                if partitions is None:
+                    cur.execute(f"DELETE FROM {table}")
+                else:
+                    cur.execute(f"DELETE FROM {table} WHERE (business_date, entity_id) IN "
+                                "(SELECT * FROM unnest(%s::date[], %s::text[]))",
+                                [[str(d) for d, _ in partitions], [str(e) for _, e in partitions]])
                 if rows.num_rows:
                     copy_rows(cur, table, rows, run_id, self.copy_chunk_rows)
         return LoadResult(table, rows.num_rows, METHOD, time.perf_counter() - started)

@@ -42,7 +42,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from regcalc_resources.warehouse import TABLES, LoadResult, Warehouse
+from regcalc_resources.warehouse import LoadResult, Warehouse, table_spec
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,11 @@ LOAD_COLUMNS = ("loaded_at", "run_id")
 
 REDSHIFT_TYPES = {"date": "DATE", "string": "VARCHAR(256)", "double": "DOUBLE PRECISION", "bigint": "BIGINT",
                   "int": "INTEGER", "bool": "BOOLEAN", "timestamp": "TIMESTAMP"}
-VARCHAR_WIDTHS = {"source_file": 1024}  # paths are longer than ids and keys
+VARCHAR_WIDTHS = {"source_file": 1024, "description": 1024, "citation": 4096}  # longer than ids and keys
 # AZ64 is only valid for SMALLINT, INTEGER, BIGINT, DECIMAL, DATE, TIMESTAMP(TZ); Redshift rejects it
 # for DOUBLE PRECISION, BOOLEAN and VARCHAR, which get ZSTD.
 ENCODINGS = {"date": "AZ64", "bigint": "AZ64", "int": "AZ64", "timestamp": "AZ64", "double": "ZSTD",
              "string": "ZSTD", "bool": "ZSTD"}
-DISTKEY = "entity_id"
-SORTKEY = ("business_date", "entity_id")
 ARROW_TYPES = {"date": pa.date32(), "string": pa.string(), "double": pa.float64(), "bigint": pa.int64(),
                "int": pa.int32(), "bool": pa.bool_(), "timestamp": pa.timestamp("us")}
 
@@ -78,9 +76,7 @@ def _ident(name: str) -> str:
 
 
 def _spec(table: str):
-    if table not in TABLES:
-        raise ValueError(f"unknown warehouse table {table!r} (known: {', '.join(sorted(TABLES))})")
-    return TABLES[table]
+    return table_spec(table)
 
 
 def data_columns(table: str) -> list[str]:
@@ -94,22 +90,25 @@ def column_type(column: str, logical: str) -> str:
     return REDSHIFT_TYPES[logical]
 
 
-def column_encoding(column: str, logical: str) -> str:
+def column_encoding(column: str, logical: str, sortkey: tuple[str, ...] = ()) -> str:
     """RAW for the sort key's leading column (AWS: a highly compressed leading sort column makes
     range-restricted scans read more blocks of the other columns), else by type."""
-    return "RAW" if column == SORTKEY[0] else ENCODINGS[logical]
+    return "RAW" if sortkey and column == sortkey[0] else ENCODINGS[logical]
 
 
 def create_table(table: str) -> str:
     """CREATE TABLE IF NOT EXISTS with Redshift types, encodings, DISTKEY, SORTKEY and the natural
     key declared (informational: Redshift does not enforce it)."""
     spec = _spec(table)
-    cols = [f"{_ident(c)} {column_type(c, t)}{'' if nullable else ' NOT NULL'} ENCODE {column_encoding(c, t)}"
+    cols = [f"{_ident(c)} {column_type(c, t)}{'' if nullable else ' NOT NULL'} ENCODE {column_encoding(c, t, spec.sortkey)}"
             for c, t, nullable in spec.columns]
     if spec.key and spec.declare_key:
         cols.append(f"PRIMARY KEY ({', '.join(map(_ident, spec.key))})")
-    return (f"CREATE TABLE IF NOT EXISTS {_ident(table)} ({', '.join(cols)}) "
-            f"DISTSTYLE KEY DISTKEY({DISTKEY}) COMPOUND SORTKEY({', '.join(SORTKEY)})")
+    if spec.diststyle not in ("KEY", "ALL", "AUTO", "EVEN") or (spec.diststyle == "KEY") != bool(spec.distkey):
+        raise ValueError(f"{table}: DISTSTYLE {spec.diststyle} with DISTKEY {spec.distkey!r}")
+    dist = f"DISTSTYLE {spec.diststyle}" + (f" DISTKEY({_ident(spec.distkey)})" if spec.distkey else "")
+    sort = f" COMPOUND SORTKEY({', '.join(map(_ident, spec.sortkey))})" if spec.sortkey else ""
+    return f"CREATE TABLE IF NOT EXISTS {_ident(table)} ({', '.join(cols)}) {dist}{sort}"
 
 
 def staging_name(table: str) -> str:
@@ -203,9 +202,12 @@ def _iso_date(value) -> str:
     return dt.date.fromisoformat(str(value)).isoformat()  # validates 'YYYY-MM-DD'
 
 
-def delete_partitions(table: str, partitions: Sequence[tuple], backslash_escapes: bool = True) -> str | None:
-    """DELETE the (business_date, entity_id) partitions (None when there are none). A disjunction
-    of equalities rather than a row-value IN list, which Redshift does not document."""
+def delete_partitions(table: str, partitions: Sequence[tuple] | None, backslash_escapes: bool = True) -> str | None:
+    """DELETE the (business_date, entity_id) partitions (None when there are none; every row when
+    ``partitions`` is None: a whole-table replace). A disjunction of equalities rather than a
+    row-value IN list, which Redshift does not document."""
+    if partitions is None:
+        return f"DELETE FROM {_ident(table)}"
     keys = sorted({(_iso_date(d), str(e)) for d, e in partitions})
     if not keys:
         return None
@@ -502,7 +504,7 @@ class RedshiftWarehouse(Warehouse):
     def load(self, table, rows, partitions, run_id):
         started = time.perf_counter()
         data = conform(table, rows)
-        outside = _partitions_of(data) - {(_iso_date(d), str(e)) for d, e in partitions}
+        outside = set() if partitions is None else _partitions_of(data) - {(_iso_date(d), str(e)) for d, e in partitions}
         if outside:
             raise ValueError(f"{len(outside)} (business_date, entity_id) partition(s) of the rows are not among "
                              f"the partitions replaced, e.g. {sorted(outside)[0]}")

@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # regcalc_assets' stage folders in pipeline order: a folder may import the ones before it
 STAGES = ["sources", "landing", "validation", "enrichment", "adjustments", "aggregation", "metrics", "lineage",
-          "publication"]
+          "star", "publication"]
 
 
 def imports(package: str) -> dict[Path, set[str]]:

@@ -7,8 +7,10 @@ import time
 import dagster as dg
 
 from regcalc_assets.partitions import DATE_ENTITY, run_scope
+from regcalc_assets.star import logic as star
 from regcalc_resources.openlineage import LineageEventSink
-from regcalc_resources.warehouse import LOAD_COLUMN_NAMES, TABLES, Warehouse
+from regcalc_resources.stage_store import WHOLE_DATE, WHOLE_TABLE
+from regcalc_resources.warehouse import LOAD_COLUMN_NAMES, Warehouse, table_spec
 
 
 def _changes_by_rule(files: list[str]) -> dict[str, int]:
@@ -41,9 +43,9 @@ def _recalc_metadata(tags: dict, rows: int) -> dict:
 
 def _load(context, tables: list[str]) -> tuple[dict, dict]:
     """Replace the run's partitions of each warehouse table from the stage asset of the same
-    name, read from its staged Parquet files; (files per table, metadata: load method, rows and
-    speed per table, the first table's schema and column lineage). One OpenLineage
-    materialization is emitted for the load."""
+    name, read from its staged Parquet files (an unpartitioned table is replaced whole); (files
+    per table, metadata: load method, rows and speed per table, the first table's schema and
+    column lineage). One OpenLineage materialization is emitted for the load."""
     import pyarrow.parquet as pq
 
     warehouse: Warehouse = context.resources.warehouse
@@ -51,15 +53,18 @@ def _load(context, tables: list[str]) -> tuple[dict, dict]:
     business_date, entities = run_scope(context)
     partitions = [(business_date, e) for e in entities]
     started, wall = time.perf_counter(), time.time()
-    files = {table: context.resources.stages.parquet_files(table, partitions) for table in tables}
-    loads = {table: warehouse.load_files(table, files[table], partitions, context.run.run_id) for table in tables}
+    whole = {t for t in tables if not table_spec(t).partitioned}
+    files = {table: context.resources.stages.parquet_files(table, [(WHOLE_TABLE, WHOLE_DATE)] if table in whole else partitions)
+             for table in tables}
+    loads = {table: warehouse.load_files(table, files[table], None if table in whole else partitions, context.run.run_id)
+             for table in tables}
     seconds = time.perf_counter() - started
     total = sum(r.rows for r in loads.values())
     main = tables[0]
-    names = [c for c in TABLES[main].names if c not in LOAD_COLUMN_NAMES]
+    names = [c for c in table_spec(main).names if c not in LOAD_COLUMN_NAMES]
     stored = pq.read_schema(files[main][0]) if files[main] else None
     fields = [(n, str(stored.field(n).type) if stored is not None else "unknown") for n in names]
-    lineage = {n: [(t, n)] for t in tables for n in TABLES[t].names if n not in LOAD_COLUMN_NAMES}
+    lineage = {n: [(t, n)] for t in tables for n in table_spec(t).names if n not in LOAD_COLUMN_NAMES}
     events.emit_materialization(
         job_name=context.run.job_name, run_id=context.run.run_id, asset=context.asset_key.path[-1], inputs=sorted(tables),
         partitions=[f"{d}|{e}" for d, e in partitions], fields=fields, column_lineage=lineage, row_count=total,
@@ -103,4 +108,42 @@ def warehouse_lineage(context: dg.AssetExecutionContext):
     from a ratio to its components to the positions and their delivered file and row. Each
     (date, entity) partition is replaced in one transaction."""
     _, meta = _load(context, ["lineage"])
+    return dg.MaterializeResult(metadata=meta)
+
+
+STAR_PARTITIONED = [*star.FACTS]
+STAR_WHOLE = [*star.DIMENSIONS, "dim_date", *star.AGGREGATES]
+
+
+def _register_star_tables(context) -> None:
+    """Make the star tables known to the warehouse backends: their columns from the stored
+    Parquet, their physical design (DISTSTYLE, DISTKEY, SORTKEY) from the operator."""
+    from regcalc_resources.stage_store import count_rows
+    from regcalc_resources.warehouse import TableSpec, register_table
+
+    stages = context.resources.stages
+    business_date, entities = run_scope(context)
+    schemas = {t: stages.stored_schema(t, business_date, entities[0]) for t in STAR_PARTITIONED}
+    schemas |= {t: stages.stored_schema(t, WHOLE_TABLE, WHOLE_DATE) for t in STAR_WHOLE}
+    missing = sorted(t for t, schema in schemas.items() if schema is None)
+    if missing:
+        raise FileNotFoundError(f"star tables not stored yet: {', '.join(missing)}")
+    rows = {t: count_rows(stages.read_dir(t, WHOLE_TABLE, WHOLE_DATE)) for t in STAR_WHOLE if t.startswith("dim_")}
+    designs = star.physical_designs(star.liquidity_spec(), {t: s.names for t, s in schemas.items()}, rows)
+    for table, schema in schemas.items():
+        design = designs[table]
+        register_table(table, TableSpec.from_arrow(
+            schema, partitioned=table in STAR_PARTITIONED, diststyle=design.diststyle, distkey=design.distkey,
+            sortkey=design.sortkey, not_null=("business_date", "entity_id") if table in STAR_PARTITIONED else ()))
+
+
+@dg.asset(**PUBLISH, deps=[*STAR_PARTITIONED, *STAR_WHOLE])
+def warehouse_star(context: dg.AssetExecutionContext):
+    """The liquidity star schema in the warehouse: facts and the bridge (one row per position,
+    component, metric, trail row, position x rule) replaced per (date, entity) partition; the
+    dimensions (one row per member or SCD2 version, plus the unknown member) and the aggregates
+    replaced whole. Each table in one transaction; on Redshift with the operator's DISTSTYLE,
+    DISTKEY and SORTKEY."""
+    _register_star_tables(context)
+    _, meta = _load(context, STAR_PARTITIONED + STAR_WHOLE)
     return dg.MaterializeResult(metadata=meta)
