@@ -47,6 +47,16 @@ def lineage_enabled() -> bool:
     return value == "on"
 
 
+def star_enabled() -> bool:
+    """``$REGCALC_STAR``: ``on`` (default) builds the liquidity star schema and loads it into the
+    warehouse in every EOD run; ``off`` leaves it out (the figures and the wide tables are
+    unchanged)."""
+    value = os.environ.get("REGCALC_STAR", "on").lower()
+    if value not in ("on", "off"):
+        raise RuntimeError(f"REGCALC_STAR must be 'on' or 'off', not {value!r}")
+    return value == "on"
+
+
 DEFAULT_LOCK_TIMEOUT = 600.0
 """Ten minutes: longer than an EOD of a business date takes at bank scale (the longest holder of
 the date lock and of the warehouse), short enough that a forgotten session fails the batch well

@@ -115,26 +115,26 @@ STAR_PARTITIONED = [*star.FACTS]
 STAR_WHOLE = [*star.DIMENSIONS, "dim_date", *star.AGGREGATES]
 
 
-def _register_star_tables(context) -> None:
+def register_star_tables(stages, business_date: str, entity: str) -> dict:
     """Make the star tables known to the warehouse backends: their columns from the stored
-    Parquet, their physical design (DISTSTYLE, DISTKEY, SORTKEY) from the operator."""
-    from regcalc_resources.stage_store import count_rows
+    Parquet, their physical design (DISTSTYLE, DISTKEY, SORTKEY) from the operator, a fact's keys
+    ranked by their distinct values in one stored partition (the warehouse creates a table once:
+    the first load decides). Returns the designs."""
     from regcalc_resources.warehouse import TableSpec, register_table
 
-    stages = context.resources.stages
-    business_date, entities = run_scope(context)
-    schemas = {t: stages.stored_schema(t, business_date, entities[0]) for t in STAR_PARTITIONED}
+    schemas = {t: stages.stored_schema(t, business_date, entity) for t in STAR_PARTITIONED}
     schemas |= {t: stages.stored_schema(t, WHOLE_TABLE, WHOLE_DATE) for t in STAR_WHOLE}
     missing = sorted(t for t, schema in schemas.items() if schema is None)
     if missing:
         raise FileNotFoundError(f"star tables not stored yet: {', '.join(missing)}")
-    rows = {t: count_rows(stages.read_dir(t, WHOLE_TABLE, WHOLE_DATE)) for t in STAR_WHOLE if t.startswith("dim_")}
-    designs = star.physical_designs(star.liquidity_spec(), {t: s.names for t, s in schemas.items()}, rows)
+    files = {t: stages.parquet_files(t, [(business_date, entity)]) for t in STAR_PARTITIONED}
+    designs = star.physical_designs(star.liquidity_spec(), {t: s.names for t, s in schemas.items()}, files)
     for table, schema in schemas.items():
         design = designs[table]
         register_table(table, TableSpec.from_arrow(
             schema, partitioned=table in STAR_PARTITIONED, diststyle=design.diststyle, distkey=design.distkey,
             sortkey=design.sortkey, not_null=("business_date", "entity_id") if table in STAR_PARTITIONED else ()))
+    return designs
 
 
 @dg.asset(**PUBLISH, deps=[*STAR_PARTITIONED, *STAR_WHOLE])
@@ -144,6 +144,9 @@ def warehouse_star(context: dg.AssetExecutionContext):
     dimensions (one row per member or SCD2 version, plus the unknown member) and the aggregates
     replaced whole. Each table in one transaction; on Redshift with the operator's DISTSTYLE,
     DISTKEY and SORTKEY."""
-    _register_star_tables(context)
+    business_date, entities = run_scope(context)
+    designs = register_star_tables(context.resources.stages, business_date, entities[0])
     _, meta = _load(context, STAR_PARTITIONED + STAR_WHOLE)
+    meta["physical_design"] = dg.MetadataValue.json(
+        {t: {"diststyle": d.diststyle, "distkey": d.distkey, "sortkey": list(d.sortkey)} for t, d in designs.items()})
     return dg.MaterializeResult(metadata=meta)

@@ -72,11 +72,16 @@ def plan(instance, asset_graph, current: dict[str, dict[str, str]], dates: set[s
     latest = {}
     result = RecalcPlan()
     consumed = {asset: consumed_versions(instance, asset) for asset in CONSUMERS}
+    whole: dict[str, set[str]] = {}  # unpartitioned asset -> its neighbours (parents and children)
     for key in asset_graph.toposorted_asset_keys:
         node = asset_graph.get(key)
         if not node.is_materializable:
             continue
         asset = key.to_user_string()
+        if node.partitions_def is None:  # a whole table rebuilt from every date (star dimensions, aggregates)
+            whole[asset] = {k.to_user_string() for k in (*node.parent_keys, *node.child_entity_keys)
+                            if isinstance(k, dg.AssetKey)}
+            continue
         latest[asset] = instance.event_log_storage.get_latest_storage_id_by_partition(
             key, dg.DagsterEventType.ASSET_MATERIALIZATION)
         in_scope = {pk for pk in latest[asset] if dates is None or _date_of(pk) in dates}
@@ -99,6 +104,12 @@ def plan(instance, asset_graph, current: dict[str, dict[str, str]], dates: set[s
                     break
         result.stale[asset] = stale
     result.runs = _runs(instance, result.stale)
+    for run in result.runs:
+        # a whole table next to a recomputed partition is rebuilt in the same run: the dimensions
+        # before the facts that key to them, the aggregates after the facts they sum
+        if run.entities:
+            selected = set(run.assets)
+            run.assets = sorted(selected | {w for w, neighbours in whole.items() if neighbours & selected})
     return result
 
 

@@ -142,3 +142,7 @@ def star_aggregates(context: dg.AssetExecutionContext):
     facts = {name: read_stage(engine, stages, name, stages.partitions(name)) for name in ("fact_metric", "fact_component")}
     for name, df in logic.build_aggregates(logic.liquidity_spec(), facts).items():
         yield dg.Output(df, output_name=name)
+
+
+STAR_ASSETS = ["counterparty_snapshot", "currency_snapshot", *DIMENSION_DOCS, *FACT_DOCS, "agg_daily_liquidity",
+               "agg_component_by_date"]

@@ -21,10 +21,17 @@ DATES = ["2024-07-01", "2024-07-02", "2024-07-03"]
 ENTITIES = ["LE_001", "LE_002", "LE_003"]
 INGESTION = {"landed_positions", "entity_profiles", "validated_positions", "quarantined_positions", "enriched_positions"}
 LINEAGE = {"lineage", "warehouse_lineage"}  # downstream of every stage
-FROM_AGGREGATION = {"liquidity_components", "liquidity_metrics", "adjustment_trail", "warehouse_liquidity"} | LINEAGE
-FROM_FINAL = {"liquidity_metrics", "adjustment_trail", "warehouse_liquidity"} | LINEAGE
-FROM_DEAL = {"adjusted_positions", "component_breakdown"} | FROM_AGGREGATION
+# the star's facts (one multi-asset over every stage's output) and their load
+STAR = {"fact_position", "fact_component", "fact_metric", "fact_adjustment", "bridge_position_rule", "warehouse_star"}
+SNAPSHOTS = {"counterparty_snapshot", "currency_snapshot"}
+FROM_AGGREGATION = {"liquidity_components", "liquidity_metrics", "adjustment_trail", "warehouse_liquidity"} | LINEAGE | STAR
+FROM_FINAL = {"liquidity_metrics", "adjustment_trail", "warehouse_liquidity"} | LINEAGE | STAR
+FROM_DEAL = {"adjusted_positions", "component_breakdown"} | SNAPSHOTS | FROM_AGGREGATION
 EVERY_STAGE = INGESTION | FROM_DEAL
+# whole tables rebuilt in every run that recomputes a partition next to them (no partition key)
+WHOLE = {(name, None) for name in ("dim_legal_entity", "dim_counterparty", "dim_product", "dim_currency",
+                                   "dim_hqla_level", "dim_component", "dim_factor_row", "dim_adjustment_rule",
+                                   "dim_basis", "dim_date", "agg_daily_liquidity", "agg_component_by_date")}
 
 DEAL_RULE = {  # one entity, one date
     "rule_id": "LE002_LOANS", "stage": "deal_enrichment",
@@ -69,7 +76,10 @@ def warehouse_rows(home) -> dict[str, list]:
         for table, order in (("liquidity_metrics", "business_date, entity_id, basis"),
                              ("liquidity_components", "business_date, entity_id, basis, component"),
                              ("adjustment_trail", "business_date, entity_id, stage, row_key, step"),
-                             ("lineage", "ALL")):
+                             ("lineage", "ALL"), ("fact_metric", "ALL"), ("fact_component", "ALL"),
+                             ("fact_position", "ALL"), ("fact_adjustment", "ALL"), ("bridge_position_rule", "ALL"),
+                             ("dim_legal_entity", "ALL"), ("dim_adjustment_rule", "ALL"),
+                             ("agg_daily_liquidity", "ALL")):
             cur = con.execute(f"SELECT * EXCLUDE (loaded_at, run_id) FROM {table} ORDER BY {order}")
             out[table] = cur.fetchall()
         return out
@@ -91,6 +101,12 @@ def test_recalc_recomputes_exactly_what_changed(tmp_path, monkeypatch):
 
     landing, home = tmp_path / "landing", tmp_path / "incremental"
     generate_landing(landing, dt.date(2024, 7, 1), len(DATES), len(ENTITIES), 3000, seed=11)
+    # LE_002 renamed on the second date only: three versions in dim_legal_entity (A -> B -> A)
+    entities = landing / "business_date=2024-07-02" / "entities.parquet"
+    renamed = tmp_path / "renamed.parquet"
+    duckdb.execute(f"COPY (SELECT * REPLACE (CASE WHEN entity_id = 'LE_002' THEN name || ' (renamed)' ELSE name END "
+                   f"AS name) FROM read_parquet('{entities}')) TO '{renamed}' (FORMAT parquet)")
+    shutil.move(renamed, entities)
     monkeypatch.setenv("REGCALC_ENGINE", "duckdb")
     monkeypatch.setenv("REGCALC_HOME", str(home))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -105,18 +121,19 @@ def test_recalc_recomputes_exactly_what_changed(tmp_path, monkeypatch):
     store.submit([DEAL_RULE], "analyst")
     store.approve("LE002_LOANS", "approver")
     result, done = recalc(instance, landing)
-    assert done == expected(FROM_DEAL, ["2024-07-02"], ["LE_002"])
+    assert done == expected(FROM_DEAL, ["2024-07-02"], ["LE_002"]) | WHOLE
     assert result.changed_sources == {"deal_rules": ["2024-07-02|LE_002"]}
     assert len(result.run_ids) == 1
-    # 13 assets x 9 (date, entity) partitions + the date-level quarantine of 3 dates are in scope
-    in_scope = 13 * len(DATES) * len(ENTITIES) + len(DATES)
-    assert (result.recomputed_count, result.reused) == (8, in_scope - 8)
+    # 21 partitioned assets x 9 (date, entity) partitions + the date-level quarantine of 3 dates are in
+    # scope; the deal stage down is 16 of them (8 stages, 2 snapshots, 5 star facts, the star load)
+    in_scope = 21 * len(DATES) * len(ENTITIES) + len(DATES)
+    assert (result.recomputed_count, result.reused) == (16, in_scope - 16)
     [load] = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("warehouse_liquidity"), asset_partitions=["2024-07-02|LE_002"]),
         limit=1).records
     meta = load.asset_materialization.metadata
-    assert meta["recalc_partitions_recomputed"].value == 8 and meta["recalc_partitions_reused"].value == in_scope - 8
-    assert meta["recalc_cache_hit_rate"].value == pytest.approx(round((in_scope - 8) / in_scope, 4))
+    assert meta["recalc_partitions_recomputed"].value == 16 and meta["recalc_partitions_reused"].value == in_scope - 16
+    assert meta["recalc_cache_hit_rate"].value == pytest.approx(round((in_scope - 16) / in_scope, 4))
     assert meta["recalc_rows_affected"].value > 0
     # the recomputed stage recorded the rule-set version it consumed, in its metadata and output
     observed = last_observed(instance, "deal_rules")["2024-07-02|LE_002"]
@@ -129,13 +146,13 @@ def test_recalc_recomputes_exactly_what_changed(tmp_path, monkeypatch):
     store.submit([AGGREGATION_RULE], "analyst")
     store.approve("OUTFLOW_ADDON", "approver")
     result, done = recalc(instance, landing)
-    assert done == expected(FROM_AGGREGATION, DATES[:2], ENTITIES)
+    assert done == expected(FROM_AGGREGATION, DATES[:2], ENTITIES) | WHOLE
     assert len(result.run_ids) == 2, "one run per date, all entities together"
 
     # 3. retiring the deal rule: back to its partition only
     store.retire("LE002_LOANS", "approver")
     _, done = recalc(instance, landing)
-    assert done == expected(FROM_DEAL, ["2024-07-02"], ["LE_002"])
+    assert done == expected(FROM_DEAL, ["2024-07-02"], ["LE_002"]) | WHOLE
 
     # 4. a re-delivered positions file (one balance corrected): every stage of that date
     positions = landing / "business_date=2024-07-03" / "positions.parquet"
@@ -144,17 +161,31 @@ def test_recalc_recomputes_exactly_what_changed(tmp_path, monkeypatch):
                    f"AS balance) FROM read_parquet('{positions}')) TO '{corrected}' (FORMAT parquet)")
     shutil.move(corrected, positions)
     result, done = recalc(instance, landing)
-    assert done == expected(EVERY_STAGE, ["2024-07-03"], ENTITIES) | {("unassigned_positions", "2024-07-03")}
+    assert done == expected(EVERY_STAGE, ["2024-07-03"], ENTITIES) | {("unassigned_positions", "2024-07-03")} | WHOLE
     assert result.changed_sources == {"landing_delivery": ["2024-07-03"]}
 
-    # the incremental state equals a full recompute with the same rules and delivery
+    # the incremental state equals a full recompute with the same rules and delivery, run backwards
+    # (each date a backfill of the ones already done): the same warehouse rows, and star dimension
+    # files identical byte for byte
     full = tmp_path / "full"
     full.mkdir()
     shutil.copy(home / "rules.duckdb", full / "rules.duckdb")
     monkeypatch.setenv("REGCALC_HOME", str(full))
     full_instance = get_instance()
-    for date in DATES:
+    for date in reversed(DATES):
         assert run_eod(full_instance, date, str(landing)).success
+    for name, _ in sorted(WHOLE):
+        if name.startswith("dim_"):
+            mine, theirs = (h / "storage" / name / "table" / "part-0.parquet" for h in (home, full))
+            assert mine.read_bytes() == theirs.read_bytes(), f"{name} depends on the order the dates were processed in"
+    versions = duckdb.execute(
+        f"SELECT name_col, valid_from, valid_to, is_current FROM (SELECT entity_name AS name_col, * FROM "
+        f"read_parquet('{full}/storage/dim_legal_entity/table/*.parquet')) WHERE entity_id = 'LE_002' "
+        "ORDER BY valid_from").fetchall()
+    assert [(v[1].isoformat(), v[2].isoformat(), v[3]) for v in versions] == [
+        ("2024-07-01", "2024-07-02", False), ("2024-07-02", "2024-07-03", False), ("2024-07-03", "9999-12-31", True)]
+    assert versions[1][0].endswith("(renamed)") and versions[0][0] == versions[2][0]
     incremental, recomputed = warehouse_rows(home), warehouse_rows(full)
     assert incremental == recomputed
     assert any(r[4] == "OUTFLOW_ADDON" for r in incremental["adjustment_trail"]), "the aggregation rule applied"
+    assert any(r[1] == "OUTFLOW_ADDON" for r in incremental["dim_adjustment_rule"]), "the star keeps the rule versions"
