@@ -2,7 +2,7 @@
 
     python benchmarks/eod_benchmark.py [--positions 2000000 20000000] [--entities 20]
                                        [--engines duckdb spark] [--repeats 3] [--rules 0 50 1000]
-                                       [--lineage on off]
+                                       [--lineage on off] [--star on off]
 
 For each size: generates a landing zone (cached under benchmarks/results/landing-<n>), then per
 repeat times, each in a fresh process and a fresh $REGCALC_HOME:
@@ -10,8 +10,9 @@ repeat times, each in a fresh process and a fresh $REGCALC_HOME:
   * regcalc eod on each engine (Dagster runs, stage storage, warehouse load; the whole command),
     once per rule-set size: with no rules, and with N approved rules across the three stages
     (benchmarks/rule_sets.py, e.g. 50 or 1,000; submitted and approved before the timed command,
-    which for 1,000 rules takes about half a minute), and with the
-    lineage asset and its warehouse table on and off (REGCALC_LINEAGE)
+    which for 1,000 rules takes about half a minute), with the
+    lineage asset and its warehouse table on and off (REGCALC_LINEAGE), and with the star schema
+    (its assets and warehouse tables) on and off (REGCALC_STAR)
 Wall time and peak memory (RSS summed over the process tree, the Spark JVM included) are
 measured from outside. Prints JSON: medians, positions per second, ratios to the baseline of the
 same run, and the growth of cost from the smallest to the largest size.
@@ -116,16 +117,18 @@ def trail_rows(home: Path) -> int:
 
 
 def bench_size(positions: int, entities: int, engines: list[str], repeats: int, rule_counts: list[int],
-               lineage: tuple[str, ...] = ("on",)) -> dict:
+               lineage: tuple[str, ...] = ("on",), star: tuple[str, ...] = ("on",)) -> dict:
     landing = landing_for(positions, entities)
     py = sys.executable
     base_env = {**os.environ}
     base_env.pop("DAGSTER_HOME", None)
     samples: dict[str, list[dict]] = {"baseline_duckdb_sql": []}
-    cases = [(engine, rules, mode) for engine in engines for rules in rule_counts for mode in lineage]
+    cases = [(engine, rules, mode, star_mode) for engine in engines for rules in rule_counts for mode in lineage
+             for star_mode in star]
 
-    def name(engine, rules, mode):
-        return case_name(engine, rules) + ("_lineage_off" if mode == "off" else "")
+    def name(engine, rules, mode, star_mode="on"):
+        return case_name(engine, rules) + ("_lineage_off" if mode == "off" else "") + \
+            ("_star_off" if star_mode == "off" else "")
 
     for case in cases:
         samples[name(*case)] = []
@@ -133,15 +136,16 @@ def bench_size(positions: int, entities: int, engines: list[str], repeats: int, 
         samples["baseline_duckdb_sql"].append(
             run_measured([py, str(HERE / "baseline_sql.py"), "--landing", str(landing), "--date", DATE], base_env)
         )
-        for engine, rules, mode in cases:
+        for engine, rules, mode, star_mode in cases:
             home = Path(tempfile.mkdtemp(prefix=f"regcalc-bench-{engine}-"))
             prepare_home(home, rules, entities)
-            env = {**base_env, "REGCALC_HOME": str(home), "REGCALC_ENGINE": engine, "REGCALC_LINEAGE": mode}
+            env = {**base_env, "REGCALC_HOME": str(home), "REGCALC_ENGINE": engine, "REGCALC_LINEAGE": mode,
+                   "REGCALC_STAR": star_mode}
             sample = run_measured([py, "-m", "regcalc_cli.main", "eod", "--date", DATE, "--landing", str(landing)], env)
             sample["trail_rows"] = trail_rows(home)
             if mode == "on":
                 sample["lineage_rows"] = table_rows(home, "lineage")
-            samples[name(engine, rules, mode)].append(sample)
+            samples[name(engine, rules, mode, star_mode)].append(sample)
             shutil.rmtree(home, ignore_errors=True)
     result = {"positions": positions, "entities": entities, "repeats": repeats, "cases": {}}
     baseline = median([s["seconds"] for s in samples["baseline_duckdb_sql"]])
@@ -165,9 +169,13 @@ def bench_size(positions: int, entities: int, engines: list[str], repeats: int, 
                 case = result["cases"][case_name(engine, rules)]
                 case["ratio_to_no_rules"] = round(case["median_seconds"] / plain, 3)
     if "off" in lineage and "on" in lineage:
-        for engine, rules, _ in cases:
-            on, off = result["cases"][name(engine, rules, "on")], result["cases"][name(engine, rules, "off")]
+        for engine, rules, _, star_mode in cases:
+            on, off = result["cases"][name(engine, rules, "on", star_mode)], result["cases"][name(engine, rules, "off", star_mode)]
             on["ratio_to_lineage_off"] = round(on["median_seconds"] / off["median_seconds"], 3)
+    if "off" in star and "on" in star:  # what the star schema adds to the EOD, measured in the same run
+        for engine, rules, mode, _ in cases:
+            on, off = result["cases"][name(engine, rules, mode, "on")], result["cases"][name(engine, rules, mode, "off")]
+            on["ratio_to_star_off"] = round(on["median_seconds"] / off["median_seconds"], 3)
     return result
 
 
@@ -180,9 +188,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--rules", type=int, nargs="+", default=[0, 50], help="approved rule-set sizes to time")
     parser.add_argument("--lineage", nargs="+", choices=["on", "off"], default=["on"],
                         help="time with the lineage asset and its warehouse table on and/or off")
+    parser.add_argument("--star", nargs="+", choices=["on", "off"], default=["on"],
+                        help="time with the star schema (assets and warehouse tables) on and/or off")
     parser.add_argument("--out", default=str(HERE / "results" / "eod_benchmark.json"))
     args = parser.parse_args(argv)
-    sizes = [bench_size(n, args.entities, args.engines, args.repeats, args.rules, tuple(args.lineage))
+    sizes = [bench_size(n, args.entities, args.engines, args.repeats, args.rules, tuple(args.lineage), tuple(args.star))
              for n in args.positions]
     report = {
         "benchmark": "eod",

@@ -47,6 +47,14 @@ def test_golden_eod_on_s3_loads_postgresql_and_the_cli_reads_it(golden, regcalc_
     assert [(e, b) for e, b, _, _ in rows] == [("LE_UK", "adjusted"), ("LE_UK", "base"), ("LE_US", "adjusted"), ("LE_US", "base")]
     assert rows[1][2] == pytest.approx(11.912166780588) and rows[3][3] == pytest.approx(1.822102098454)
     assert edges == aggregated > 42, "one lineage edge per (position, component) the components counted"
+    with psycopg.connect(postgres_uri) as con:  # the star schema, loaded into PostgreSQL from S3-stored tables
+        star = con.execute("SELECT e.entity_id, b.basis, d.date, m.lcr FROM fact_metric m "
+                           "JOIN dim_legal_entity e USING (legal_entity_key) JOIN dim_basis b USING (basis_key) "
+                           "JOIN dim_date d USING (date_key) ORDER BY 1, 2").fetchall()
+    assert [(e, b, str(d)) for e, b, d, _ in star] == [
+        ("LE_UK", "ADJUSTED", "2024-06-28"), ("LE_UK", "BASE", "2024-06-28"),
+        ("LE_US", "ADJUSTED", "2024-06-28"), ("LE_US", "BASE", "2024-06-28")]
+    assert star[1][3] == pytest.approx(11.912166780588, rel=1e-9)
 
     [load] = instance.fetch_materializations(dg.AssetKey("warehouse_liquidity"), limit=1).records
     meta = load.asset_materialization.metadata
@@ -57,7 +65,10 @@ def test_golden_eod_on_s3_loads_postgresql_and_the_cli_reads_it(golden, regcalc_
     pointers = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="regcalc-golden", Prefix="stages/")
                 for o in page.get("Contents", []) if o["Key"].endswith("/_CURRENT")]
     assert "stages/lineage/business_date=2024-06-28/entity_id=LE_UK/_CURRENT" in pointers
-    assert len(pointers) == 11 * 2 + 1  # 11 stages x 2 entities + the date-level quarantine
+    # 11 stages and 7 star tables (2 snapshots, 4 facts, the bridge) x 2 entities, the date-level
+    # quarantine, and 12 whole star tables (10 dimensions with dim_date, 2 aggregates)
+    assert len(pointers) == (11 + 7) * 2 + 1 + 12
+    assert "stages/dim_legal_entity/table/_CURRENT" in pointers
     assert not (regcalc_home / "storage").exists(), "nothing stored on the local disk"
 
     out = CliRunner().invoke(cli, ["report", "--date", "2024-06-28", "--format", "json"])
