@@ -291,13 +291,21 @@ def build_fact(spec: StarSpec, name: str, df, dims: dict, check: bool = True):
     return out.select(*own, *dated, *[spec.key_column(r) for r in rels], *table.key, *attrs, *measures)
 
 
-def build_bridge(spec: StarSpec, rel: Relationship, link, dims: dict):
+def build_bridge(spec: StarSpec, rel: Relationship, link, dims: dict, fact_rows=None):
     """``bridge_<via's name>``: one row per (fact row, dimension member) the link table pairs, with the
     fact's natural key, both surrogate keys and ``weight`` = 1 / members per fact row (so the
-    weights of a fact row sum to 1)."""
+    weights of a fact row sum to 1). A row of ``fact_rows`` (the fact's input, when given) that the
+    link table pairs with nothing gets one row at the unknown member, weight 1: no fact row is lost
+    through the bridge."""
     F, Window = functions_for(link)
     fact, fact_key = spec.tables[rel.from_table], spec.own_key(rel.from_table)
     date_column = spec.tables[rel.via].date
+    if fact_rows is not None:
+        keys, types = list(fact.key), column_types(link)
+        rest = [rel.to_column, *([date_column] if date_column else [])]
+        unlinked = fact_rows.select(*keys).distinct().join(link.select(*keys).distinct(), on=keys, how="left_anti")
+        link = link.select(*keys, *rest).unionByName(unlinked.select(
+            *[F.col(k).cast(types[k]).alias(k) for k in keys], *[F.lit(None).cast(types[c]).alias(c) for c in rest]))
     resolved = _resolve(link.withColumn(fact_key, surrogate_key(link, list(fact.key))), rel,
                         rel.to_column, dims, spec, date_column, 0)
     dated = [date_key_expr(F, date_column, spec.date_range).alias("date_key")] if date_column else []
@@ -315,7 +323,17 @@ def build_aggregate(spec: StarSpec, agg: Aggregate, fact):
         raise StarSpecError(f"aggregate agg_{agg.name}: grain column {missing[0]!r} is not in the fact of {agg.fact} "
                             f"(columns: {', '.join(fact.columns)})")
     fns = {"sum": F.sum, "avg": F.avg, "count": F.count, "min": F.min, "max": F.max}
-    measures = [fns[how](F.col(c)).alias(c) for c, how in spec.measures.get(agg.fact, {}).items()]
+    types = column_types(fact)
+
+    def measure(column: str, how: str):
+        value = fns[how](F.col(column))
+        if how == "sum" and types[column] in ("tinyint", "smallint", "int", "bigint"):
+            # a bigint, as on Spark: DuckDB sums integers to a 128-bit integer, which sqlframe
+            # cannot type and Parquet stores as a double
+            value = value.cast("bigint")
+        return value.alias(column)
+
+    measures = [measure(c, how) for c, how in spec.measures.get(agg.fact, {}).items()]
     return fact.groupBy(*agg.grain).agg(*measures, F.count(F.lit(1)).cast("bigint").alias("row_count"))
 
 
@@ -374,7 +392,7 @@ def build_star(spec: StarSpec, inputs: dict, dimensions: dict | None = None, par
         for rel in spec.relationships:
             if rel.type == "n:n":
                 name = f"bridge_{spec.tables[rel.via].star_name}"
-                star.tables[name] = build_bridge(spec, rel, given[rel.via], dims)
+                star.tables[name] = build_bridge(spec, rel, given[rel.via], dims, given.get(rel.from_table))
                 star.foreign_keys[name] = [spec.key_column(rel)]
     if "aggregate" in parts:
         for agg in spec.aggregates_of(roles):
