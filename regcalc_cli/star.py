@@ -91,10 +91,10 @@ def build(spec_path, out, fmt):
     and why, and write every star table as Parquet under OUT."""
     from regcalc_core.star.build import build_star
     from regcalc_core.star.spec import StarSpec
-    from regcalc_resources import build_engine, resolved
+    from regcalc_resources import build_engine
 
     spec = StarSpec.from_yaml(spec_path)
-    engine = resolved(build_engine())
+    engine = build_engine()  # plain configuration: no Dagster resource context needed
     star_schema = build_star(spec, _inputs(engine, spec))
     unknown = star_schema.unknown_members()
     physical = star_schema.physical()

@@ -13,7 +13,7 @@ from pathlib import Path
 from regcalc_assets.aggregation.logic import COMPONENTS, HQLA_COMPONENTS, contribution_terms
 from regcalc_core.citations import RULE_SEPARATOR, load_citations
 from regcalc_core.contract import ASSET_PRODUCTS, HQLA_LEVELS, LIABILITY_PRODUCTS, NO_COUNTERPARTY_PRODUCTS, PRODUCTS
-from regcalc_core.dataframes import functions_for
+from regcalc_core.dataframes import frame_of_rows, functions_for
 from regcalc_core.factors import load_factor_tables
 from regcalc_core.star.build import StarSchema, build_aggregate, build_star, physical_design
 from regcalc_core.star.spec import StarSpec
@@ -156,15 +156,15 @@ def static_rows(session) -> dict:
                                 cite.document if cite else None, cite.section if cite else None,
                                 cite.text if cite else None, cite.part if cite else None))
     return {
-        "product": session.createDataFrame(products, "product string, balance_sheet string, counterparty_required boolean"),
-        "hqla_level": session.createDataFrame(levels, "hqla_level string, is_hqla boolean, hqla_component string"),
-        "component": session.createDataFrame(components, "component string, component_order int, ratio string"),
-        "factor_row": session.createDataFrame(
-            factor_rows, "factor_row string, factor_table string, row_order int, value string, op string, regime string, "
-                         "document string, section string, citation string, citation_part string"),
-        "basis": session.createDataFrame([("BASE", "as computed from the delivery, no adjustment rule"),
-                                          ("ADJUSTED", "with every approved adjustment rule")],
-                                         "basis string, description string"),
+        "product": frame_of_rows(session, products, "product string, balance_sheet string, counterparty_required boolean"),
+        "hqla_level": frame_of_rows(session, levels, "hqla_level string, is_hqla boolean, hqla_component string"),
+        "component": frame_of_rows(session, components, "component string, component_order int, ratio string"),
+        "factor_row": frame_of_rows(
+            session, factor_rows, "factor_row string, factor_table string, row_order int, value string, op string, "
+                                  "regime string, document string, section string, citation string, citation_part string"),
+        "basis": frame_of_rows(session, [("BASE", "as computed from the delivery, no adjustment rule"),
+                                         ("ADJUSTED", "with every approved adjustment rule")],
+                               "basis string, description string"),
     }
 
 
@@ -189,16 +189,18 @@ def adjustment_rule_rows(session, versions: list):
             rows.append((rule_id, v.version, v.body.get("stage"), v.body.get("description") or "",
                          int(v.body.get("priority", 100)), v.submitted_by, v.submitted_at, v.approved_by, v.approved_at,
                          effective, dt.date.fromisoformat(str(expiry)) if expiry else None, retired, effective))
-    return session.createDataFrame(
-        rows, "rule_id string, version int, stage string, description string, priority int, submitted_by string, "
-              "submitted_at timestamp, approved_by string, approved_at timestamp, effective_date date, "
-              "expiry_date date, retired boolean, in_force_from date")
+    return frame_of_rows(
+        session, rows, "rule_id string, version int, stage string, description string, priority int, "
+                       "submitted_by string, submitted_at timestamp, approved_by string, approved_at timestamp, "
+                       "effective_date date, expiry_date date, retired boolean, in_force_from date")
 
 
 # --- the operator, for the pipeline -----------------------------------------------------------------
 def build_dimensions(spec: StarSpec, inputs: dict) -> StarSchema:
-    """Every dimension and dim_date (their natural keys checked for uniqueness)."""
-    return build_star(spec, inputs, parts=("dimension", "date"))
+    """Every dimension and dim_date. Natural keys are not re-checked: one entity profile per
+    (date, entity), one counterparty type per counterparty and date (validated reference data),
+    vocabulary and rule versions by construction."""
+    return build_star(spec, inputs, parts=("dimension", "date"), check=False)
 
 
 def build_facts(spec: StarSpec, inputs: dict, dimensions: dict) -> StarSchema:

@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 
-from regcalc_core.dataframes import column_types, functions_for, is_sqlframe, session_of
+from regcalc_core.dataframes import column_types, frame_of_rows, functions_for, is_sqlframe, session_of
 from regcalc_core.star.spec import FAR_FUTURE, Aggregate, Relationship, Role, StarSpec, StarSpecError
 
 UNKNOWN_KEY = -1
@@ -88,33 +88,38 @@ class StarSchema:
         return out
 
     def physical(self, cardinalities: dict[str, dict[str, int]] | None = None) -> dict[str, Physical]:
-        """Physical design per table: dimensions ALL; facts KEY on their highest-cardinality
-        foreign key (never date_key, so a day's load spreads over every slice); bridges KEY on the
-        fact key they link; aggregates AUTO; the sort key leads with date_key wherever there is
-        one. ``cardinalities`` (table -> key -> distinct values) overrides counting the data."""
+        """``physical_design`` of every table; a fact's foreign keys are counted in its data
+        unless ``cardinalities`` (table -> key -> distinct values) gives them."""
         out = {}
         for name, df in self.tables.items():
-            columns = list(df.columns)
-            dated = ("date_key",) if "date_key" in columns else ()
-            if name.startswith("dim_"):
-                key = "date_key" if name == "dim_date" else columns[0]
-                out[name] = Physical(name, "ALL", None, (key,), "dimension: a copy on every node, joins stay local")
-            elif name.startswith("fact_"):
-                candidates = [k for k in self.foreign_keys.get(name, []) if k != "date_key"]
-                if not candidates:
-                    out[name] = Physical(name, "AUTO", None, dated, "fact without a foreign key to distribute on")
-                    continue
-                counts = (cardinalities or {}).get(name) or _distinct_counts(df, candidates)
-                best = sorted(candidates, key=lambda k: (-counts.get(k, 0), k))[0]
-                out[name] = Physical(name, "KEY", best, dated + (best,),
-                                     f"fact: distributed on its highest-cardinality foreign key {best} "
-                                     f"({counts.get(best, 0)} distinct values)")
-            elif name.startswith("bridge_"):
-                fact_key = columns[columns.index("weight") - 2]
-                out[name] = Physical(name, "KEY", fact_key, dated + (fact_key,), "bridge: co-located by the fact key it links")
-            else:
-                out[name] = Physical(name, "AUTO", None, dated, "aggregate: small, Redshift chooses")
+            keys = [k for k in self.foreign_keys.get(name, []) if k != "date_key"]
+            counts = (cardinalities or {}).get(name)
+            if counts is None and name.startswith("fact_") and keys:
+                counts = _distinct_counts(df, keys)
+            out[name] = physical_design(name, list(df.columns), self.foreign_keys.get(name, []), counts or {})
         return out
+
+
+def physical_design(name: str, columns: list[str], foreign_keys: list[str], counts: dict[str, int]) -> Physical:
+    """How the warehouse stores a star table: dimensions ALL; facts KEY on their highest-cardinality
+    foreign key (``counts``; never date_key, so a day's load spreads over every slice); bridges KEY
+    on the fact key they link; aggregates AUTO; the sort key leads with date_key wherever there is
+    one."""
+    dated = ("date_key",) if "date_key" in columns else ()
+    if name.startswith("dim_"):
+        key = "date_key" if name == "dim_date" else columns[0]
+        return Physical(name, "ALL", None, (key,), "dimension: a copy on every node, joins stay local")
+    if name.startswith("fact_"):
+        candidates = [k for k in foreign_keys if k != "date_key"]
+        if not candidates:
+            return Physical(name, "AUTO", None, dated, "fact without a foreign key to distribute on")
+        best = sorted(candidates, key=lambda k: (-counts.get(k, 0), k))[0]
+        return Physical(name, "KEY", best, dated + (best,), f"fact: distributed on its highest-cardinality foreign "
+                                                           f"key {best} ({counts.get(best, 0)} distinct values)")
+    if name.startswith("bridge_"):
+        fact_key = columns[columns.index("weight") - 2]
+        return Physical(name, "KEY", fact_key, dated + (fact_key,), "bridge: co-located by the fact key it links")
+    return Physical(name, "AUTO", None, dated, "aggregate: small, Redshift chooses")
 
 
 def _distinct_counts(df, columns: list[str]) -> dict[str, int]:
@@ -171,25 +176,16 @@ def check_unique(df, columns: list[str], what: str) -> None:
 
 
 # --- dimensions ----------------------------------------------------------------------------------
-def _with_unknown(dim, key: str, scd2: bool):
-    """The dimension plus its unknown member: key -1, text columns '<unknown>', the rest null."""
+def _with_unknown(dim, key: str, types: dict[str, str]):
+    """The dimension plus its unknown member: key -1, text columns '<unknown>', the rest null
+    (an SCD2 one valid from 1900-01-01 to 9999-12-31, current). ``types`` are the dimension's
+    column types (known from its input: asking the built frame would plan it once more)."""
     F, _ = functions_for(dim)
-    one = session_of(dim).createDataFrame([(1,)], "__one int")
-    cols = []
-    for name, dtype in column_types(dim).items():
-        if name == key:
-            value = F.lit(UNKNOWN_KEY).cast("bigint")
-        elif scd2 and name == "valid_from":
-            value = F.lit(FIRST_DATE).cast("date")
-        elif scd2 and name == "valid_to":
-            value = F.lit(FAR_FUTURE).cast("date")
-        elif scd2 and name == "is_current":
-            value = F.lit(True)
-        elif dtype == "string":
-            value = F.lit(UNKNOWN_TEXT)
-        else:
-            value = F.lit(None).cast(dtype)
-        cols.append(value.alias(name))
+    one = frame_of_rows(session_of(dim), [(1,)], "__one int")
+    special = {key: F.lit(UNKNOWN_KEY).cast("bigint"), "valid_from": F.lit(FIRST_DATE).cast("date"),
+               "valid_to": F.lit(FAR_FUTURE).cast("date"), "is_current": F.lit(True)}
+    cols = [(special[name] if name in special else F.lit(UNKNOWN_TEXT) if dtype == "string"
+             else F.lit(None).cast(dtype)).alias(name) for name, dtype in types.items()]
     return dim.unionByName(one.select(*cols))
 
 
@@ -201,30 +197,34 @@ def build_dimension(spec: StarSpec, name: str, df, check: bool = True):
     F, Window = functions_for(df)
     table, scd2 = spec.tables[name], spec.scd2.get(name)
     key, nk = spec.own_key(name), list(table.key)
+    types = column_types(df)
     if scd2 is None:
         if check:
             check_unique(df, nk, f"dimension {name!r} (one side of a relationship)")
         attrs = [c for c in df.columns if c not in nk]
-        return _with_unknown(df.select(surrogate_key(df, nk).alias(key), *nk, *attrs), key, False)
+        out_types = {key: "bigint", **{c: types[c] for c in nk + attrs}}
+        return _with_unknown(df.select(surrogate_key(df, nk).alias(key), *nk, *attrs), key, out_types)
     if check:
         check_unique(df, nk + [scd2.as_of], f"SCD2 dimension {name!r} (one snapshot per key and {scd2.as_of})")
     attrs = [c for c in df.columns if c not in nk and c != scd2.as_of]
+    # few DataFrame operations: sqlframe re-plans the whole tree on each one
     signature = F.concat_ws(SEPARATOR, *[F.coalesce(F.col(c).cast("string"), F.lit(NULL)) for c in scd2.track])
-    by_key = Window.partitionBy(*nk).orderBy("__as_of")
-    marked = (df.withColumn("__as_of", F.col(scd2.as_of).cast("date")).withColumn("__sig", signature))
-    marked = (marked.withColumn("__new", F.when(F.lag("__sig").over(by_key).isNull()
-                                          | (F.lag("__sig").over(by_key) != F.col("__sig")), 1).otherwise(0)))
+    previous = F.lag(signature).over(Window.partitionBy(*nk).orderBy(F.col(scd2.as_of)))
+    marked = df.select(*nk, *attrs, F.col(scd2.as_of).cast("date").alias("__as_of"),
+                       F.when(previous.isNull() | (previous != signature), 1).otherwise(0).alias("__new"))
     running = Window.partitionBy(*nk).orderBy("__as_of").rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    versioned = marked.withColumn("__version", F.sum("__new").over(running))
     in_version = Window.partitionBy(*nk, "__version")
-    latest = (versioned.withColumn("valid_from", F.min("__as_of").over(in_version))
-              .withColumn("__rank", F.row_number().over(in_version.orderBy(F.col("__as_of").desc())))
+    latest = (marked.withColumn("__version", F.sum("__new").over(running))
+              .select(*nk, *attrs, F.min("__as_of").over(in_version).alias("valid_from"),
+                      F.row_number().over(in_version.orderBy(F.col("__as_of").desc())).alias("__rank"))
               .where(F.col("__rank") == 1))
     following = F.lead("valid_from").over(Window.partitionBy(*nk).orderBy("valid_from"))
-    dim = (latest.withColumn("valid_to", F.coalesce(following, F.lit(FAR_FUTURE).cast("date")))
-           .withColumn("is_current", F.col("valid_to") == F.lit(FAR_FUTURE).cast("date")))
-    return _with_unknown(dim.select(surrogate_key(dim, [*nk, "valid_from"]).alias(key), *nk, *attrs,
-                                    "valid_from", "valid_to", "is_current"), key, True)
+    dim = latest.select(surrogate_key(latest, [*nk, "valid_from"]).alias(key), *nk, *attrs, "valid_from",
+                        F.coalesce(following, F.lit(FAR_FUTURE).cast("date")).alias("valid_to"),
+                        following.isNull().alias("is_current"))
+    out_types = {key: "bigint", **{c: types[c] for c in nk + attrs}, "valid_from": "date", "valid_to": "date",
+                 "is_current": "boolean"}
+    return _with_unknown(dim, key, out_types)
 
 
 def date_dimension(session, start: dt.date, end: dt.date):
@@ -240,55 +240,101 @@ def date_dimension(session, start: dt.date, end: dt.date):
                      day.day, day.isoweekday(), day.strftime("%A"), day == month_end,
                      day == month_end and day.month % 3 == 0, day.isoweekday() <= 5, day == last_business))
         day += dt.timedelta(days=1)
-    return session.createDataFrame(rows, "date_key int, date date, year int, quarter int, month int, day int, "
+    return frame_of_rows(session, rows, "date_key int, date date, year int, quarter int, month int, day int, "
                                          "day_of_week int, day_name string, is_month_end boolean, "
                                          "is_quarter_end boolean, is_business_day boolean, "
                                          "is_last_business_day_of_month boolean")
 
 
 # --- facts and bridges ---------------------------------------------------------------------------
-def _resolve(df, rel: Relationship, column: str, dims: dict, spec: StarSpec, date_column: str | None, n: int):
-    """``df`` plus ``spec.key_column(rel)``: the member of the dimension that ``column`` names (for SCD2,
-    the version valid on ``date_column``, else the current one), or -1."""
+LOOKUP_LIMIT = 1000  # members: up to it a foreign key is a CASE over them, past it a join
+
+
+def _literal(value) -> str:
+    """A natural-key value as a Spark SQL literal of its own type."""
+    from regcalc_core.conditions import sql_literal
+
+    if isinstance(value, bool) or value is None:
+        return sql_literal(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    return sql_literal(str(value))
+
+
+def _members(spec: StarSpec, dim_name: str, dims: dict, lookups: dict):
+    """The members of a dimension (natural key, key[, valid_from, valid_to]) without the unknown
+    one, read once per build; None for a dimension too large to inline."""
+    if dim_name not in lookups:
+        F, _ = functions_for(dims[dim_name])
+        key, nk = spec.own_key(dim_name), spec.tables[dim_name].key[0]
+        extra = ["valid_from", "valid_to"] if dim_name in spec.scd2 else []
+        rows = (dims[dim_name].where(F.col(key) != F.lit(UNKNOWN_KEY)).select(nk, key, *extra)
+                .limit(LOOKUP_LIMIT + 1).collect())
+        lookups[dim_name] = None if len(rows) > LOOKUP_LIMIT else [tuple(r) for r in rows]
+    return lookups[dim_name]
+
+
+def _resolve(df, rel: Relationship, column: str, dims: dict, spec: StarSpec, date_column: str | None, n: int,
+             lookups: dict):
+    """(``df``, the expression of ``spec.key_column(rel)``): the member of the dimension that
+    ``column`` names (for SCD2, the version valid on ``date_column``, else the current one), or -1.
+    A dimension of up to LOOKUP_LIMIT members is inlined as one CASE (no join: cheap to plan on
+    sqlframe and to run on both engines); a larger one is joined."""
     F, _ = functions_for(df)
     dim_name, nk = rel.one
-    dim = dims[dim_name]
-    key, tmp = spec.own_key(dim_name), f"__{n}"
-    members = dim.where(F.col(key) != F.lit(UNKNOWN_KEY))
+    dated = dim_name in spec.scd2 and date_column
+    members = _members(spec, dim_name, dims, lookups)
+    if members is not None:
+        if dim_name in spec.scd2 and not date_column:
+            members = [(m[0], m[1]) for m in members if str(m[3]) == FAR_FUTURE]
+        if not members:
+            return df, F.lit(UNKNOWN_KEY).cast("bigint")
+        if dated:
+            day = f"CAST(`{date_column}` AS DATE)"
+            branches = " ".join(f"WHEN `{column}` = {_literal(v)} AND {day} >= {_literal(vf)} AND {day} < {_literal(vt)} "
+                                f"THEN {int(k)}" for v, k, vf, vt in members)
+            return df, F.expr(f"CAST(CASE {branches} ELSE {UNKNOWN_KEY} END AS BIGINT)")
+        branches = " ".join(f"WHEN {_literal(v)} THEN {int(k)}" for v, k, *_ in members)
+        return df, F.expr(f"CAST(CASE `{column}` {branches} ELSE {UNKNOWN_KEY} END AS BIGINT)")
+    dim, key, tmp = dims[dim_name], spec.own_key(dim_name), f"__{n}"
+    known = dim.where(F.col(key) != F.lit(UNKNOWN_KEY))
     on = F.col(column) == F.col(f"{tmp}_nk")
-    if dim_name in spec.scd2 and date_column:
-        right = members.select(F.col(nk).alias(f"{tmp}_nk"), F.col(key).alias(f"{tmp}_k"),
-                               F.col("valid_from").alias(f"{tmp}_vf"), F.col("valid_to").alias(f"{tmp}_vt"))
+    if dated:
+        right = known.select(F.col(nk).alias(f"{tmp}_nk"), F.col(key).alias(f"{tmp}_k"),
+                             F.col("valid_from").alias(f"{tmp}_vf"), F.col("valid_to").alias(f"{tmp}_vt"))
         day = F.col(date_column).cast("date")
         on = on & (day >= F.col(f"{tmp}_vf")) & (day < F.col(f"{tmp}_vt"))
     else:
         if dim_name in spec.scd2:
-            members = members.where(F.col("is_current"))
-        right = members.select(F.col(nk).alias(f"{tmp}_nk"), F.col(key).alias(f"{tmp}_k"))
-    joined = df.join(right, on=on, how="left")
-    return joined.withColumn(spec.key_column(rel), F.coalesce(F.col(f"{tmp}_k"), F.lit(UNKNOWN_KEY)).cast("bigint"))
+            known = known.where(F.col("is_current"))
+        right = known.select(F.col(nk).alias(f"{tmp}_nk"), F.col(key).alias(f"{tmp}_k"))
+    return df.join(right, on=on, how="left"), F.coalesce(F.col(f"{tmp}_k"), F.lit(UNKNOWN_KEY)).cast("bigint")
 
 
-def build_fact(spec: StarSpec, name: str, df, dims: dict, check: bool = True):
+def build_fact(spec: StarSpec, name: str, df, dims: dict, check: bool = True, lookups: dict | None = None):
     """``fact_<name>``: ``date_key``, one surrogate key per relationship, then the natural key and
     other attributes (degenerate dimensions) and the measures; a fact that a bridge links also
     gets its own key (``<name>_key``, its natural key hashed) first. A foreign key that matches
     nothing points at the unknown member: no row is dropped."""
     F, _ = functions_for(df)
     table = spec.tables[name]
+    lookups = {} if lookups is None else lookups
     if check:
         check_unique(df, list(table.key), f"fact {name!r} (its natural key)")
     rels = [r for r in spec.relationships if r.type != "n:n" and r.many[0] == name]
     linked = any(r.type == "n:n" and r.from_table == name for r in spec.relationships)
     own = [surrogate_key(df, list(table.key)).alias(spec.own_key(name))] if linked else []
-    out = df
+    out, keys = df, []
     for n, rel in enumerate(rels):
-        out = _resolve(out, rel, rel.many[1], dims, spec, table.date, n)
+        out, key = _resolve(out, rel, rel.many[1], dims, spec, table.date, n, lookups)
+        keys.append(key.alias(spec.key_column(rel)))
     measures = list(spec.measures.get(name, {}))
     replaced = {r.many[1] for r in rels} - set(table.key)
     attrs = [c for c in df.columns if c not in measures and c not in replaced and c not in table.key]
     dated = [date_key_expr(F, table.date, spec.date_range).alias("date_key")] if table.date else []
-    return out.select(*own, *dated, *[spec.key_column(r) for r in rels], *table.key, *attrs, *measures)
+    return out.select(*own, *dated, *keys, *table.key, *attrs, *measures)
 
 
 def build_bridge(spec: StarSpec, rel: Relationship, link, dims: dict, fact_rows=None):
@@ -306,10 +352,10 @@ def build_bridge(spec: StarSpec, rel: Relationship, link, dims: dict, fact_rows=
         unlinked = fact_rows.select(*keys).distinct().join(link.select(*keys).distinct(), on=keys, how="left_anti")
         link = link.select(*keys, *rest).unionByName(unlinked.select(
             *[F.col(k).cast(types[k]).alias(k) for k in keys], *[F.lit(None).cast(types[c]).alias(c) for c in rest]))
-    resolved = _resolve(link.withColumn(fact_key, surrogate_key(link, list(fact.key))), rel,
-                        rel.to_column, dims, spec, date_column, 0)
+    resolved, key = _resolve(link, rel, rel.to_column, dims, spec, date_column, 0, {})
     dated = [date_key_expr(F, date_column, spec.date_range).alias("date_key")] if date_column else []
-    pairs = resolved.select(*fact.key, *dated, fact_key, spec.key_column(rel)).distinct()
+    pairs = resolved.select(*fact.key, *dated, surrogate_key(link, list(fact.key)).alias(fact_key),
+                            key.alias(spec.key_column(rel))).distinct()
     per_fact = Window.partitionBy(fact_key)
     return pairs.withColumn("weight", F.lit(1.0) / F.count(F.lit(1)).over(per_fact))
 
@@ -359,12 +405,14 @@ def build_star(spec: StarSpec, inputs: dict, dimensions: dict | None = None, par
     """Build the star from ``inputs`` (table name -> DataFrame). ``dimensions`` (input name ->
     built dimension, unknown member included) reuses dimensions built earlier instead of building
     them from their inputs; ``parts`` limits what is built (a partitioned fact run builds facts
-    and bridges against stored dimensions). ``check`` verifies natural keys are unique."""
+    and bridges against stored dimensions). ``check`` verifies that every column the spec names
+    is there and that natural keys are unique (a pipeline whose stages guarantee both skips it)."""
     roles = spec.classify()
     given = {n: df for n, df in inputs.items() if n in spec.tables}
     needed = {r.table for r in roles if (r.role == "dimension" and dimensions is None) or
               (r.role == "fact" and ("fact" in parts or "aggregate" in parts)) or (r.role == "bridge" and "bridge" in parts)}
-    check_columns(spec, given, only=needed)
+    if check:
+        check_columns(spec, given, only=needed)
     star = StarSchema(spec, roles)
     dims = dict(dimensions or {})
     for role in roles:
@@ -379,11 +427,11 @@ def build_star(spec: StarSpec, inputs: dict, dimensions: dict | None = None, par
         if span:
             any_df = next(iter(given.values())) if given else next(iter(dims.values()))
             star.tables["dim_date"] = date_dimension(session_of(any_df), *span)
-    facts = {}
+    facts, lookups = {}, {}  # lookups: each dimension's members, read once for every fact
     if "fact" in parts or "aggregate" in parts:
         for role in roles:
             if role.role == "fact":
-                facts[role.table] = build_fact(spec, role.table, given[role.table], dims, check)
+                facts[role.table] = build_fact(spec, role.table, given[role.table], dims, check, lookups)
                 keys = [c for c in facts[role.table].columns if c.endswith("_key") and c != spec.own_key(role.table)]
                 star.foreign_keys[role.output] = keys
     if "fact" in parts:
@@ -392,7 +440,8 @@ def build_star(spec: StarSpec, inputs: dict, dimensions: dict | None = None, par
         for rel in spec.relationships:
             if rel.type == "n:n":
                 name = f"bridge_{spec.tables[rel.via].star_name}"
-                star.tables[name] = build_bridge(spec, rel, given[rel.via], dims, given.get(rel.from_table))
+                every_row = given.get(rel.from_table) if rel.unlinked == "unknown" else None
+                star.tables[name] = build_bridge(spec, rel, given[rel.via], dims, every_row)
                 star.foreign_keys[name] = [spec.key_column(rel)]
     if "aggregate" in parts:
         for agg in spec.aggregates_of(roles):

@@ -7,7 +7,9 @@ departures its README lists):
 
 - relationship ``from: t.c, to: u.d, type: "n:1"``: ``t`` is on the many side, ``u`` on the one
   side; ``"1:n"`` is the same link written the other way round; ``"1:1"`` treats ``to`` as the
-  one side; ``"n:n"`` needs ``via:``, a link table holding both columns, which becomes a bridge;
+  one side; ``"n:n"`` needs ``via:``, a link table holding both columns, which becomes a bridge
+  (``unlinked: omit`` leaves out the fact rows it links to nothing; by default each gets a row at
+  the unknown member);
 - ``measures`` (YAML key ``columns``): table -> {column: aggregation}; every other column is a
   dimension attribute;
 - ``scd2``: dimension -> {track: [attributes], as_of: column dating each snapshot}.
@@ -58,6 +60,9 @@ class Relationship:
     type: str
     via: str | None = None  # n:n: the link table
     role: str | None = None  # names the foreign key when one table points at a dimension twice
+    # n:n: a fact row the link table pairs with nothing gets one bridge row at the unknown member
+    # (weight 1, the default: every fact row's weights sum to 1), or no bridge row ("omit")
+    unlinked: str = "unknown"
 
     @property
     def text(self) -> str:
@@ -318,4 +323,8 @@ def _relationship(entry, source: str) -> Relationship:
     if entry["type"] not in CARDINALITIES:
         raise StarSpecError(f"{source}: relationship {entry['from']} -> {entry['to']} has type {entry['type']!r}; "
                             f"expected one of {', '.join(CARDINALITIES)}")
-    return Relationship(ft, fc, tt, tc, str(entry["type"]), entry.get("via"), entry.get("as"))
+    unlinked = entry.get("unlinked", "unknown")
+    if unlinked not in ("unknown", "omit"):
+        raise StarSpecError(f"{source}: relationship {entry['from']} -> {entry['to']} has unlinked {unlinked!r}; "
+                            "expected 'unknown' or 'omit'")
+    return Relationship(ft, fc, tt, tc, str(entry["type"]), entry.get("via"), entry.get("as"), unlinked)
