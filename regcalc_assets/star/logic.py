@@ -46,9 +46,11 @@ def spec_for_dates(last_date: dt.date) -> StarSpec:
 # --- fact inputs, from one partition's stage outputs ---------------------------------------------
 def position_rows(adjusted):
     """One row per position: identity, classification, the factor-table row behind each factor
-    (the first row id of a ``+``-joined rule, e.g. an RSF encumbrance add-on keeps its base row),
-    amount and factors (adjusted and ``base_``), and what it contributes to each component kind
-    with the aggregation stage's own terms (HQLA: amount x (1 - haircut))."""
+    (the first row id of a ``+``-joined rule, e.g. an RSF encumbrance add-on keeps its base row;
+    the delivered file and the rule-set version stay in the stages and the lineage),
+    amount (adjusted and ``base_``), the factors as the deal rules left them, and what it
+    contributes to each component kind, base and adjusted, with the aggregation stage's own terms
+    (HQLA: amount x (1 - haircut))."""
     F, _ = functions_for(adjusted)
     contributions = []
     for prefix in ("base_", ""):
@@ -56,12 +58,12 @@ def position_rows(adjusted):
             applies = component.isNotNull() if kind == "hqla" else present
             contributions.append(F.when(applies, value).cast("double").alias(f"{prefix}{kind}_contribution"))
     rows = [F.split(F.col(rule), "[" + RULE_SEPARATOR + "]").getItem(0).alias(row) for rule, row in RULE_ROWS.items()]
+    # the factor-table rows are keys to dim_factor_row; rsf_rule stays whole, for its "+" add-on
     return adjusted.select(
         "business_date", "entity_id", "source_system", "position_id", "counterparty_id", "product", "currency",
-        "reporting_currency", "hqla_level", *rows, *RULE_ROWS, "counterparty_class", "nsfr_bucket", "maturity_date",
-        "factor_regime", "deal_rules_version", "source_file", "source_row",
+        "reporting_currency", "hqla_level", *rows, "rsf_rule", "counterparty_class", "nsfr_bucket", "maturity_date",
+        "source_row",
         "amount", "base_amount", "haircut", "outflow_rate", "inflow_rate", "asf_factor", "rsf_factor",
-        *[F.col(f"base_{f}").alias(f"base_{f}") for f in ("haircut", "outflow_rate", "inflow_rate", "asf_factor", "rsf_factor")],
         *contributions,
     )
 

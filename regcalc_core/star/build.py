@@ -248,6 +248,7 @@ def date_dimension(session, start: dt.date, end: dt.date):
 
 # --- facts and bridges ---------------------------------------------------------------------------
 LOOKUP_LIMIT = 1000  # members: up to it a foreign key is a CASE over them, past it a join
+FACT_DATE = "__fact_date"
 
 
 def _literal(value) -> str:
@@ -310,7 +311,10 @@ def _resolve(df, rel: Relationship, column: str, dims: dict, spec: StarSpec, dat
         if dim_name in spec.scd2:
             known = known.where(F.col("is_current"))
         right = known.select(F.col(nk).alias(f"{tmp}_nk"), F.col(key).alias(f"{tmp}_k"))
-    return df.join(right, on=on, how="left"), F.coalesce(F.col(f"{tmp}_k"), F.lit(UNKNOWN_KEY)).cast("bigint")
+    joined = df.join(right, on=on, how="left")
+    # a fresh projection: sqlframe otherwise fails to resolve the next join's columns
+    joined = joined.select(*[F.col(c) for c in joined.columns])
+    return joined, F.coalesce(F.col(f"{tmp}_k"), F.lit(UNKNOWN_KEY)).cast("bigint")
 
 
 def build_fact(spec: StarSpec, name: str, df, dims: dict, check: bool = True, lookups: dict | None = None):
@@ -326,9 +330,12 @@ def build_fact(spec: StarSpec, name: str, df, dims: dict, check: bool = True, lo
     rels = [r for r in spec.relationships if r.type != "n:n" and r.many[0] == name]
     linked = any(r.type == "n:n" and r.from_table == name for r in spec.relationships)
     own = [surrogate_key(df, list(table.key)).alias(spec.own_key(name))] if linked else []
-    out, keys = df, []
+    out, keys, day = df, [], table.date
+    if table.date and any(r.one[0] in spec.scd2 and _members(spec, r.one[0], dims, lookups) is None for r in rels):
+        # a join on the date: the fact's own copy of it, so that no later join makes it ambiguous
+        out, day = df.withColumn(FACT_DATE, F.col(table.date)), FACT_DATE
     for n, rel in enumerate(rels):
-        out, key = _resolve(out, rel, rel.many[1], dims, spec, table.date, n, lookups)
+        out, key = _resolve(out, rel, rel.many[1], dims, spec, day, n, lookups)
         keys.append(key.alias(spec.key_column(rel)))
     measures = list(spec.measures.get(name, {}))
     replaced = {r.many[1] for r in rels} - set(table.key)

@@ -611,3 +611,25 @@ def test_same_star_on_duckdb_and_spark(duckdb_engine, spark_engine):
     doubled = spark.createDataFrame([("E1", "x"), ("E2", "y"), ("E1", "z")], "entity_id string, name string")
     with pytest.raises(StarSpecError, match=r"dimension 'entities'.*entity_id='E1' \(2 rows\)"):
         check_unique(doubled, ["entity_id"], "dimension 'entities'")
+
+
+@pytest.mark.parametrize("case", ["design", "scd2", "bridge"])
+def test_large_dimensions_are_joined_to_the_same_keys(duckdb_engine, monkeypatch, case):
+    """Past LOOKUP_LIMIT members a dimension is joined instead of inlined as a CASE: the same
+    tables, keys included (several joins in one fact, one of them by date on an SCD2 version)."""
+    import regcalc_core.star.build as build
+
+    spark = duckdb_engine.session()
+    if case == "design":
+        spec, make = StarSpec.from_dict(DESIGN_SPEC), lambda: design_inputs(spark)
+    elif case == "scd2":
+        spec, make = StarSpec.from_dict(SCD2_SPEC), lambda: scd2_inputs(spark, SNAPSHOTS)
+    else:
+        snaps, facts = generated(3, entities=4, snapshots=10, deals=12)
+        spec, make = StarSpec.from_dict(CROSS_SPEC), lambda: cross_inputs(spark, snaps, facts, None)
+    inlined = build_star(spec, make())
+    names = sorted(inlined.tables)
+    expected = star_rows(inlined, names)
+    monkeypatch.setattr(build, "LOOKUP_LIMIT", 0)
+    joined = build_star(spec, make())
+    assert star_rows(joined, names) == expected

@@ -524,3 +524,28 @@ def test_rows_outside_the_replaced_partitions_are_refused(journal):
     with pytest.raises(ValueError, match="no column"):
         warehouse.load("liquidity_metrics", metrics([]).append_column("oops", pa.array([], pa.int64())), [], "r")
     assert journal == []
+
+
+@pytest.mark.slow
+def test_a_star_dimension_is_replaced_whole_through_the_redshift_statements(pg):
+    """A registered star table (its spec from an Arrow schema, DISTSTYLE ALL) through the direct
+    path on PostgreSQL: ``partitions=None`` replaces every row, atomically, a retry leaves one copy."""
+    from regcalc_resources.warehouse import TableSpec, register_table
+
+    schema = pa.schema([("basis_key", pa.int64()), ("basis", pa.string()), ("description", pa.string())])
+    register_table("dim_basis_test", TableSpec.from_arrow(schema, partitioned=False, diststyle="ALL", distkey=None,
+                                                         sortkey=("basis_key",)))
+    ddl = rs.create_table("dim_basis_test")
+    assert ddl.endswith("DISTSTYLE ALL COMPOUND SORTKEY(basis_key)") and "DISTKEY" not in ddl
+    assert "basis_key BIGINT ENCODE RAW" in ddl  # the sort key's leading column
+    parse(ddl)
+    pg.execute(create_table_sql("dim_basis_test", PG_TYPES))
+    pg.commit()
+    first = pa.table({"basis_key": [1, 2, -1], "basis": ["BASE", "ADJUSTED", "<unknown>"], "description": ["a", "b", None]},
+                     schema=schema)
+    for run in ("run-1", "run-2"):  # a retry: still one copy of each member
+        _load_on_postgres(pg, "dim_basis_test", first, None, run)
+        assert pg.execute("SELECT basis_key, basis, run_id FROM dim_basis_test ORDER BY 1").fetchall() == [
+            (-1, "<unknown>", run), (1, "BASE", run), (2, "ADJUSTED", run)]
+    _load_on_postgres(pg, "dim_basis_test", first.slice(0, 1), None, "run-3")
+    assert pg.execute("SELECT basis_key, run_id FROM dim_basis_test").fetchall() == [(1, "run-3")]
