@@ -47,6 +47,14 @@ def golden() -> Path:
     return GOLDEN
 
 
+@pytest.fixture(autouse=True)
+def _star_only_where_tested(request, monkeypatch):
+    """The star schema (REGCALC_STAR) is built only by the tests marked ``star``: the others test
+    what comes before it, and would each spend seconds building it."""
+    if request.node.get_closest_marker("star") is None:
+        monkeypatch.setenv("REGCALC_STAR", "off")
+
+
 @pytest.fixture()
 def regcalc_home(tmp_path, monkeypatch) -> Path:
     """A fresh $REGCALC_HOME (Dagster instance, storage, warehouse) for one test."""

@@ -79,8 +79,9 @@ def plan(instance, asset_graph, current: dict[str, dict[str, str]], dates: set[s
             continue
         asset = key.to_user_string()
         if node.partitions_def is None:  # a whole table rebuilt from every date (star dimensions, aggregates)
-            whole[asset] = {k.to_user_string() for k in (*node.parent_keys, *node.child_entity_keys)
-                            if isinstance(k, dg.AssetKey)}
+            if instance.get_latest_materialization_event(key) is not None:  # built before (REGCALC_STAR on)
+                whole[asset] = {k.to_user_string() for k in (*node.parent_keys, *node.child_entity_keys)
+                                if isinstance(k, dg.AssetKey)}
             continue
         latest[asset] = instance.event_log_storage.get_latest_storage_id_by_partition(
             key, dg.DagsterEventType.ASSET_MATERIALIZATION)

@@ -16,7 +16,7 @@ from regcalc_assets.sources.versions import consumed_versions, last_observed
 from regcalc_cli.eod import run_eod
 from regcalc_cli.recalc import run_recalc
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.star]
 DATES = ["2024-07-01", "2024-07-02", "2024-07-03"]
 ENTITIES = ["LE_001", "LE_002", "LE_003"]
 INGESTION = {"landed_positions", "entity_profiles", "validated_positions", "quarantined_positions", "enriched_positions"}
@@ -185,6 +185,15 @@ def test_recalc_recomputes_exactly_what_changed(tmp_path, monkeypatch):
     assert [(v[1].isoformat(), v[2].isoformat(), v[3]) for v in versions] == [
         ("2024-07-01", "2024-07-02", False), ("2024-07-02", "2024-07-03", False), ("2024-07-03", "9999-12-31", True)]
     assert versions[1][0].endswith("(renamed)") and versions[0][0] == versions[2][0]
+    # a backfill that extends an SCD2 version backwards gives it a new key (its valid_from is in
+    # the key): the facts of the later dates keep the old one until their EOD runs again
+    dangling = duckdb.execute(
+        f"SELECT count(*) FROM read_parquet('{full}/storage/fact_metric/business_date=*/entity_id=*/*.parquet', hive_partitioning = false) "
+        f"WHERE legal_entity_key NOT IN (SELECT legal_entity_key FROM read_parquet("
+        f"'{full}/storage/dim_legal_entity/table/*.parquet'))").fetchone()[0]
+    assert dangling > 0
+    for date in DATES[1:]:
+        assert run_eod(full_instance, date, str(landing)).success
     incremental, recomputed = warehouse_rows(home), warehouse_rows(full)
     assert incremental == recomputed
     assert any(r[4] == "OUTFLOW_ADDON" for r in incremental["adjustment_trail"]), "the aggregation rule applied"

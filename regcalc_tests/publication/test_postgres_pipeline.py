@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.star]
 
 
 def test_golden_eod_on_s3_loads_postgresql_and_the_cli_reads_it(golden, regcalc_home, monkeypatch, postgres_uri,

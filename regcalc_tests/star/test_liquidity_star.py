@@ -9,7 +9,7 @@ import csv
 import pytest
 import yaml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.star]
 DATE = "2024-06-28"
 FACTS = ["fact_position", "fact_component", "fact_metric", "fact_adjustment", "bridge_position_rule"]
 METRIC_COLUMNS = ["hqla_l1", "hqla_l2a", "hqla_l2b", "adj15", "adj40", "hqla", "total_outflows", "total_inflows",
