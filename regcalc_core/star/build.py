@@ -18,6 +18,7 @@ from regcalc_core.dataframes import column_types, frame_of_rows, functions_for, 
 from regcalc_core.star.spec import FAR_FUTURE, Aggregate, Relationship, Role, StarSpec, StarSpecError
 
 UNKNOWN_KEY = -1
+EXACT = "decimal(38,10)"  # sums of doubles in aggregates: order-independent
 UNKNOWN_TEXT = "<unknown>"
 FIRST_DATE = "1900-01-01"  # valid_from of the unknown member
 SEPARATOR, NULL = "\x1f", "\x00"
@@ -379,6 +380,12 @@ def build_aggregate(spec: StarSpec, agg: Aggregate, fact):
     types = column_types(fact)
 
     def measure(column: str, how: str):
+        if how in ("sum", "avg") and types[column] in ("double", "float"):
+            # summed in exact decimal arithmetic: the same total whatever order the rows come in
+            # (a rebuild, a backfill, the other engine), as the aggregation stage does
+            exact = F.sum(F.col(column).cast(EXACT))
+            value = exact if how == "sum" else exact / F.count(F.col(column))
+            return value.cast("double").alias(column)
         value = fns[how](F.col(column))
         if how == "sum" and types[column] in ("tinyint", "smallint", "int", "bigint"):
             # a bigint, as on Spark: DuckDB sums integers to a 128-bit integer, which sqlframe
