@@ -163,22 +163,24 @@ class RuleStore(dg.ConfigurableResource):
         with self._tx() as cur:
             return sorted({e[0] for e in self._events(cur)})
 
-    def all_versions(self) -> list[RuleVersion]:
-        """Every version of every rule with its status, by rule and version (one query)."""
+    def _events_by_rule(self) -> dict[str, list[tuple]]:
+        """Every event, grouped by rule id (one query)."""
         by_rule: dict[str, list[tuple]] = {}
         with self._tx() as cur:
             for event in self._events(cur):
                 by_rule.setdefault(event[0], []).append(event)
+        return by_rule
+
+    def all_versions(self) -> list[RuleVersion]:
+        """Every version of every rule with its status, by rule and version (one query)."""
+        by_rule = self._events_by_rule()
         return [v for rule_id in sorted(by_rule) for v in _fold_versions(rule_id, by_rule[rule_id])]
 
     def approved_rules(self, as_of: dt.datetime | None = None) -> list[Rule]:
         """The rules in force at ``as_of`` (default now, naive UTC like the stored moments): per
         rule, its latest approved version, unless a later retirement happened by then. The
         events are read in one query."""
-        by_rule: dict[str, list[tuple]] = {}
-        with self._tx() as cur:
-            for event in self._events(cur):
-                by_rule.setdefault(event[0], []).append(event)
+        by_rule = self._events_by_rule()
         rules = []
         for rule_id in sorted(by_rule):
             versions = _fold_versions(rule_id, by_rule[rule_id], as_of)

@@ -10,6 +10,7 @@ import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
+from regcalc_assets.partitions import FIRST_BUSINESS_DATE
 from regcalc_assets.aggregation.logic import COMPONENTS, HQLA_COMPONENTS, contribution_terms
 from regcalc_core.citations import RULE_SEPARATOR, load_citations
 from regcalc_core.contract import ASSET_PRODUCTS, HQLA_LEVELS, LIABILITY_PRODUCTS, NO_COUNTERPARTY_PRODUCTS, PRODUCTS
@@ -19,7 +20,7 @@ from regcalc_core.star.build import StarSchema, build_aggregate, build_star, phy
 from regcalc_core.star.spec import StarSpec
 
 SPEC_FILE = Path(__file__).with_name("liquidity_star.yaml")
-FIRST_DATE = dt.date(2020, 1, 1)  # the first business date of the pipeline (partitions.FIRST_BUSINESS_DATE)
+FIRST_DATE = dt.date.fromisoformat(FIRST_BUSINESS_DATE)
 
 FACTS = {"fact_position": "position", "fact_component": "component_figures", "fact_metric": "metric",
          "fact_adjustment": "adjustment", "bridge_position_rule": "position_rule"}
