@@ -86,3 +86,84 @@ def moto_endpoint():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_dir(tmp_path_factory, worker_id) -> Path:
+    """A directory every xdist worker of this run sees (the basetemp's parent), for state built
+    once per run (see ``built_once``)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if worker_id != "master" else base
+
+
+def built_once(shared_dir: Path, name: str, build) -> Path:
+    """``shared_dir/name``, built by ``build(path)`` by whichever worker gets there first while the
+    others wait on a file lock; a ``.done`` marker tells that it is complete. Consumers read it and
+    never write to it (copy it first: ``copy_home``)."""
+    import fcntl
+
+    target, done = shared_dir / name, shared_dir / f"{name}.done"
+    with open(shared_dir / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            import shutil
+
+            shutil.rmtree(target, ignore_errors=True)
+            build(target)
+            done.touch()
+    return target
+
+
+def copy_home(source: Path, target: Path) -> Path:
+    """A writable copy of a home built once (Dagster instance, storage, warehouse, rule store)."""
+    import shutil
+
+    shutil.copytree(source, target, symlinks=True)
+    config = target / "dagster" / "dagster.yaml"  # the instance names its own storage directory
+    if config.exists():
+        config.write_text(config.read_text().replace(str(source), str(target)))
+    return target
+
+
+def _clean_env(mp: pytest.MonkeyPatch, home: Path) -> None:
+    for name in ("REGCALC_STORAGE_ROOT", "REGCALC_WAREHOUSE_PATH", "REGCALC_WAREHOUSE_DSN", "DAGSTER_HOME",
+                 "REGCALC_STAR", "REGCALC_RULES_DSN", "REGCALC_LANDING"):
+        mp.delenv(name, raising=False)
+    mp.setenv("REGCALC_HOME", str(home))
+    mp.setenv("REGCALC_ENGINE", "duckdb")
+
+
+GOLDEN_DATE = "2024-06-28"
+
+
+@pytest.fixture(scope="session")
+def golden_star_home(shared_dir, golden) -> Path:
+    """One golden EOD (2024-06-28, rules.yaml approved) on the embedded default with the star
+    schema, built once per test run and shared by every worker: read it, never write to it."""
+    import yaml
+
+    def build(home: Path) -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            _clean_env(mp, home)
+            from regcalc_cli.eod import run_eod
+            from regcalc_cli.instance import get_instance
+            from regcalc_resources import build_rule_store
+
+            store = build_rule_store()
+            for raw in yaml.safe_load((golden / "rules.yaml").read_text()):
+                store.submit([raw], raw["submitted_by"])
+                store.approve(raw["rule_id"], raw["approval"]["user"])
+            result = run_eod(get_instance(), GOLDEN_DATE, str(golden / "landing"))
+            assert result.success, result.error
+
+    return built_once(shared_dir, "golden-star-home", build)
+
+
+@pytest.fixture()
+def in_home(monkeypatch):
+    """Point this test's environment at a home (as ``regcalc_home`` does for a fresh one)."""
+    def enter(home: Path) -> Path:
+        _clean_env(monkeypatch, home)
+        return home
+
+    return enter

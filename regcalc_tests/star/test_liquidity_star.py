@@ -10,33 +10,24 @@ import pytest
 import yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.star]
-DATE = "2024-06-28"
+DATE = "2024-06-28"  # conftest.GOLDEN_DATE
 FACTS = ["fact_position", "fact_component", "fact_metric", "fact_adjustment", "bridge_position_rule"]
 METRIC_COLUMNS = ["hqla_l1", "hqla_l2a", "hqla_l2b", "adj15", "adj40", "hqla", "total_outflows", "total_inflows",
                   "capped_inflows", "net_outflows", "lcr", "asf", "rsf", "nsfr"]
 
 
 @pytest.fixture(scope="module")
-def star_home(golden, tmp_path_factory):
-    """One golden EOD with rules.yaml approved, on the embedded default, for every test here."""
-    home = tmp_path_factory.mktemp("star") / "home"
+def star_home(golden_star_home):
+    """The golden EOD with rules.yaml approved and the star built (shared by the run; read only)."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("REGCALC_STORAGE_ROOT", "REGCALC_WAREHOUSE_PATH", "DAGSTER_HOME", "REGCALC_STAR"):
-            mp.delenv(name, raising=False)
-        mp.setenv("REGCALC_HOME", str(home))
+        mp.setenv("REGCALC_HOME", str(golden_star_home))
         mp.setenv("REGCALC_ENGINE", "duckdb")
-        from regcalc_cli.eod import run_eod
-        from regcalc_cli.instance import get_instance
-        from regcalc_resources import build_resources, build_rule_store, resolved
+        for name in ("REGCALC_STORAGE_ROOT", "REGCALC_WAREHOUSE_PATH", "REGCALC_WAREHOUSE_DSN", "DAGSTER_HOME"):
+            mp.delenv(name, raising=False)
+        from regcalc_resources import build_resources, resolved
 
-        store = build_rule_store()
-        for raw in yaml.safe_load((golden / "rules.yaml").read_text()):
-            store.submit([raw], raw["submitted_by"])
-            store.approve(raw["rule_id"], raw["approval"]["user"])
-        result = run_eod(get_instance(), DATE, str(golden / "landing"))
-        assert result.success, result.error
         resources = build_resources()
-        yield home, resolved(resources["warehouse"]), resolved(resources["stages"])
+        yield golden_star_home, resolved(resources["warehouse"]), resolved(resources["stages"])
 
 
 def expected(golden, name: str) -> dict[str, dict]:
