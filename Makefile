@@ -4,7 +4,7 @@ VENV     ?= .venv
 BIN      := $(VENV)/bin
 export REGCALC_HOME ?= $(CURDIR)/.regcalc
 
-.PHONY: install demo test ui bench clean
+.PHONY: install chromium demo test ui bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,12 +19,18 @@ install: $(BIN)/python
 	$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
 		regcalc_core regcalc_resources regcalc_assets regcalc_cli > /dev/null || true
 
+# headless Chromium for the browser tests, from the machine's package manager (Playwright drives
+# /usr/bin/chromium; it never downloads a browser)
+chromium:
+	@command -v chromium > /dev/null || (apt-get install -y -qq chromium > /dev/null 2>&1 || \
+		(apt-get update -qq > /dev/null && apt-get install -y -qq chromium > /dev/null))
+
 demo: install            ## generate a landing zone, run EOD for every date, print LCR / NSFR
 	$(BIN)/regcalc demo
 
 # two workers, one test file each at a time (module fixtures stay shared): most of a test's time
 # is single-threaded Python (query planning, Dagster), so two cores run two files at once
-test: install            ## the whole suite, both engines (CI runs exactly this)
+test: install chromium          ## the whole suite, both engines (CI runs exactly this)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ui: install              ## the Dagster UI over the state the CLI wrote

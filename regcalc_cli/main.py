@@ -232,9 +232,13 @@ def demo(landing, start_date, days, entities, positions):
 
 
 def _register_subcommands():
+    from regcalc_cli.dashboard import dashboard
+    from regcalc_cli.disclose import disclose
     from regcalc_cli.rules import rules
     from regcalc_cli.star import star
 
+    cli.add_command(dashboard)
+    cli.add_command(disclose)
     cli.add_command(rules)
     cli.add_command(star)
 
