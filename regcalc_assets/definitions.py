@@ -23,12 +23,14 @@ ALL_ASSETS = dg.load_assets_from_modules([sources, landing, validation, enrichme
 
 
 def build_definitions() -> dg.Definitions:
+    from regcalc_assets.reporting.assets import dbt_resource, reporting_assets
+
     return dg.Definitions(
-        assets=ALL_ASSETS,
+        assets=[*ALL_ASSETS, reporting_assets()],
         jobs=[eod_job, unassigned_job],
         schedules=[eod_schedule, unassigned_schedule],
         sensors=[recalc_sensor],
-        resources=build_resources(),
+        resources={**build_resources(), "dbt": dbt_resource()},
     )
 
 

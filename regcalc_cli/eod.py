@@ -99,9 +99,10 @@ def _run_eod_holding_date(instance, business_date: str, landing: str, entities: 
     if not lineage_enabled():  # the same job without the lineage asset and its warehouse table
         skipped |= {dg.AssetKey("lineage"), dg.AssetKey("warehouse_lineage")}
     if not star_enabled():  # the same job without the star schema and its warehouse tables
+        from regcalc_assets.reporting.assets import reporting_assets
         from regcalc_assets.star.assets import STAR_ASSETS
 
-        skipped |= {dg.AssetKey(a) for a in STAR_ASSETS} | {dg.AssetKey("warehouse_star")}
+        skipped |= {dg.AssetKey(a) for a in STAR_ASSETS} | {dg.AssetKey("warehouse_star")} | set(reporting_assets().keys)
     if skipped:
         selection = [k for k in job.asset_layer.executable_asset_keys if k not in skipped]
     started = time.perf_counter()

@@ -6,6 +6,8 @@ same interface from the same backend-neutral table specs (``TABLES``).
 
 from __future__ import annotations
 
+import os
+
 import time
 from dataclasses import dataclass
 
@@ -137,6 +139,12 @@ class LoadResult:
         return round(self.rows / self.seconds, 1) if self.seconds else 0.0
 
 
+def dbt_env(target: str, **connection) -> dict[str, str]:
+    """``REGCALC_DBT_TARGET`` and ``REGCALC_DBT_<FIELD>`` for the fields that are set."""
+    return {"REGCALC_DBT_TARGET": target,
+            **{f"REGCALC_DBT_{k.upper()}": str(v) for k, v in connection.items() if v not in (None, "")}}
+
+
 class Warehouse(dg.ConfigurableResource):
     """Interface: replace whole (business_date, entity_id) partitions of a table atomically and
     idempotently (the rows of those partitions after a load are exactly ``rows``); with
@@ -161,6 +169,12 @@ class Warehouse(dg.ConfigurableResource):
     def query(self, sql: str, params: list | None = None) -> list[dict]:
         raise NotImplementedError
 
+    def dbt_profile_env(self) -> dict[str, str]:
+        """The environment of a dbt process that builds the reporting layer in this warehouse
+        (the ``regcalc`` profile of regcalc_assets/reporting/dbt/profiles.yml reads it): the
+        target and its connection, credentials included, so they never go into a file."""
+        raise NotImplementedError
+
 
 class DuckDBWarehouse(Warehouse):
     """An embedded DuckDB database file (``$REGCALC_HOME/warehouse.duckdb``)."""
@@ -173,6 +187,9 @@ class DuckDBWarehouse(Warehouse):
         from regcalc_resources.duckdb_files import connect
 
         return connect(self.path, read_only=read_only)
+
+    def dbt_profile_env(self):
+        return {"REGCALC_DBT_TARGET": "duckdb", "REGCALC_DBT_DUCKDB_PATH": os.path.abspath(self.path)}
 
     def load(self, table, rows, partitions, run_id):
         started = time.perf_counter()

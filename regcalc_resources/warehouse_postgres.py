@@ -63,7 +63,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regcalc_resources.warehouse import LOAD_COLUMN_NAMES, LoadResult, Warehouse, create_table_sql, table_spec
+from regcalc_resources.warehouse import LOAD_COLUMN_NAMES, LoadResult, Warehouse, create_table_sql, dbt_env, table_spec
 
 POSTGRES_TYPES = {"date": "DATE", "string": "TEXT", "double": "DOUBLE PRECISION", "bigint": "BIGINT",
                   "int": "INTEGER", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
@@ -208,6 +208,16 @@ class PostgresWarehouse(Warehouse):
         import psycopg
 
         return psycopg.connect(self.dsn, **kwargs)
+
+    def dbt_profile_env(self):
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            info = conninfo_to_dict(self.dsn)
+        except Exception:  # noqa: BLE001 - psycopg's message repeats the DSN, which holds the password
+            raise ValueError("REGCALC_WAREHOUSE_DSN is not a valid PostgreSQL connection string") from None
+        return dbt_env("postgres", host=info.get("host"), port=info.get("port"), user=info.get("user"),
+                       password=info.get("password"), dbname=info.get("dbname"), sslmode=info.get("sslmode"))
 
     def load(self, table, rows, partitions, run_id):
         """Replace ``partitions`` of ``table`` with ``rows`` in one transaction (see the module)."""

@@ -42,7 +42,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from regcalc_resources.warehouse import LoadResult, Warehouse, table_spec
+from regcalc_resources.warehouse import LoadResult, Warehouse, dbt_env, table_spec
 
 log = logging.getLogger(__name__)
 
@@ -437,6 +437,12 @@ class RedshiftWarehouse(Warehouse):
                 options[key] = getattr(self, key)
         options.setdefault("port", self.port)
         return options
+
+    def dbt_profile_env(self):
+        options = self._connect_kwargs()
+        return dbt_env("redshift", host=options.get("host"), port=options.get("port"), user=options.get("user"),
+                       password=options.get("password"), dbname=options.get("database"),
+                       sslmode=options.get("sslmode"))
 
     def _connect(self):
         """A DB-API connection (autocommit off); tests override this."""

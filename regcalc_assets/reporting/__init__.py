@@ -1,0 +1,1 @@
+"""The reporting layer: the dbt project over the star schema (marts, aggregates, disclosures)."""
