@@ -80,7 +80,7 @@ def _run_eod_holding_date(instance, business_date: str, landing: str, entities: 
     from regcalc_assets.partitions import ENTITY_PARTITIONS, contiguous_groups, date_range_tags
     from regcalc_assets.sources.versions import observe
     from regcalc_assets.schedules import eod_run_request
-    from regcalc_resources.settings import lineage_enabled, star_enabled
+    from regcalc_resources.settings import lineage_enabled, reporting_enabled, star_enabled
 
     os.environ["REGCALC_LANDING"] = landing
     delivered = delivered_entity_ids(landing, business_date)
@@ -99,10 +99,13 @@ def _run_eod_holding_date(instance, business_date: str, landing: str, entities: 
     if not lineage_enabled():  # the same job without the lineage asset and its warehouse table
         skipped |= {dg.AssetKey("lineage"), dg.AssetKey("warehouse_lineage")}
     if not star_enabled():  # the same job without the star schema and its warehouse tables
-        from regcalc_assets.reporting.assets import reporting_assets
         from regcalc_assets.star.assets import STAR_ASSETS
 
-        skipped |= {dg.AssetKey(a) for a in STAR_ASSETS} | {dg.AssetKey("warehouse_star")} | set(reporting_assets().keys)
+        skipped |= {dg.AssetKey(a) for a in STAR_ASSETS} | {dg.AssetKey("warehouse_star")}
+    if not reporting_enabled():  # the same job without the dbt reporting layer
+        from regcalc_assets.reporting.assets import reporting_assets
+
+        skipped |= set(reporting_assets().keys)
     if skipped:
         selection = [k for k in job.asset_layer.executable_asset_keys if k not in skipped]
     started = time.perf_counter()

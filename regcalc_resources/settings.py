@@ -57,6 +57,17 @@ def star_enabled() -> bool:
     return value == "on"
 
 
+def reporting_enabled() -> bool:
+    """``$REGCALC_REPORTING``: ``on`` (default) builds the reporting layer (dbt marts, aggregates,
+    disclosures) over the star schema in every EOD run; ``off`` leaves it out. It needs the star
+    (REGCALC_STAR=on). The first build after ``off`` (or on a new warehouse) builds every stored
+    date, so a batch of dates can be loaded with it off and the reporting layer built once."""
+    value = os.environ.get("REGCALC_REPORTING", "on").lower()
+    if value not in ("on", "off"):
+        raise RuntimeError(f"REGCALC_REPORTING must be 'on' or 'off', not {value!r}")
+    return value == "on" and star_enabled()
+
+
 DEFAULT_LOCK_TIMEOUT = 600.0
 """Ten minutes: longer than an EOD of a business date takes at bank scale (the longest holder of
 the date lock and of the warehouse), short enough that a forgotten session fails the batch well

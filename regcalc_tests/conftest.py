@@ -167,3 +167,47 @@ def in_home(monkeypatch):
         return home
 
     return enter
+
+
+def last_business_days(year: int) -> list:
+    """The last weekday of each month of ``year``."""
+    import datetime as dt
+
+    days = []
+    for month in range(1, 13):
+        day = (dt.date(year, month % 12 + 1, 1) if month < 12 else dt.date(year + 1, 1, 1)) - dt.timedelta(days=1)
+        while day.weekday() >= 5:
+            day -= dt.timedelta(days=1)
+        days.append(day)
+    return days
+
+
+REPORTING_EXTRA_DAYS = ["2024-10-15", "2024-11-14", "2024-12-17"]
+
+
+@pytest.fixture(scope="session")
+def reporting_home(shared_dir) -> Path:
+    """A generated landing zone of two entities with the twelve month-ends of 2024 and three days in
+    between (in Q4), every date through the EOD with the star schema, and the reporting layer
+    (dbt) built once by the last EOD: built once per test run, shared by every worker (read only).
+    Its landing zone is ``<home>/landing``."""
+    import datetime as dt
+
+    def build(home: Path) -> None:
+        with pytest.MonkeyPatch.context() as mp:
+            _clean_env(mp, home)
+            from regcalc_assets.landing.generate import generate_landing
+            from regcalc_cli.eod import run_eod
+            from regcalc_cli.instance import get_instance
+
+            landing = home / "landing"
+            dates = sorted(last_business_days(2024) + [dt.date.fromisoformat(d) for d in REPORTING_EXTRA_DAYS])
+            for day in dates:
+                generate_landing(landing, day, 1, entities=2, positions=150, seed=11)
+            instance = get_instance()
+            for day in dates:  # the reporting layer once, at the end: its first build takes every date
+                mp.setenv("REGCALC_REPORTING", "on" if day == dates[-1] else "off")
+                result = run_eod(instance, day.isoformat(), str(landing))
+                assert result.success, (day, result.error)
+
+    return built_once(shared_dir, "reporting-home", build)

@@ -32,3 +32,10 @@
     {{ exceptions.raise_compiler_error("entity id '" ~ value ~ "' is not a valid identifier") }}
   {%- endif -%}{{ value }}
 {%- endmacro %}
+
+{#- The rows a model reads: the run's partitions when it adds to an existing table; every date on
+    its first build or a --full-refresh (so a new warehouse, or one loaded with the reporting
+    layer off, is built whole). -#}
+{% macro in_partitions(date_column='business_date', entity_column='entity_id') -%}
+  {%- if is_incremental() -%} {{ partition_filter(date_column, entity_column) }} {%- else -%} 1 = 1 {%- endif -%}
+{%- endmacro %}

@@ -7,7 +7,7 @@
 {% set metrics = ['hqla', 'total_outflows', 'total_inflows', 'net_outflows', 'lcr', 'asf', 'rsf', 'nsfr'] %}
 with days as (
     select business_date, entity_id, reporting_currency from {{ ref('stg_metric') }}
-    where basis = 'ADJUSTED' and {{ partition_filter() }}
+    where basis = 'ADJUSTED' and {{ in_partitions() }}
 ),
 rows_ as (select * from {{ ref('disclosure_rows') }}),
 buckets as (
@@ -18,13 +18,13 @@ rolled as (  -- per row, the lines of its members, by bucket
            sum(l.unweighted) as unweighted, sum(l.weighted) as weighted
     from {{ ref('mart_disclosure_lines_daily') }} l
     join {{ ref('disclosure_row_members') }} m on m.template = l.template and m.member_row = l.row
-    where {{ partition_filter('l.business_date', 'l.entity_id') }}
+    where {{ in_partitions('l.business_date', 'l.entity_id') }}
     group by l.business_date, l.entity_id, m.template, m.row, l.bucket
 ),
 metric_values as (
     {%- for f in metrics %}
     select business_date, entity_id, 'metric:{{ f }}' as source, {{ f }} as value
-    from {{ ref('stg_metric') }} where basis = 'ADJUSTED' and {{ partition_filter() }}
+    from {{ ref('stg_metric') }} where basis = 'ADJUSTED' and {{ in_partitions() }}
     {% if not loop.last %}union all{% endif %}
     {%- endfor %}
 ),

@@ -9,7 +9,7 @@ with lines as (
     select business_date, entity_id, kind, factor_row, product, counterparty_class, nsfr_bucket,
            sum(unweighted) as unweighted, sum(weighted) as weighted
     from {{ ref('stg_position_lines') }}
-    where {{ partition_filter() }}
+    where {{ in_partitions() }}
     group by business_date, entity_id, kind, factor_row, product, counterparty_class, nsfr_bucket
 ),
 candidates as (  -- every map entry that fits a line; the most specific one wins
@@ -34,16 +34,16 @@ mapped as (
 ),
 totals as (  -- the reported (adjusted) total of each side
     select business_date, entity_id, 'outflow' as kind, total_outflows as total from {{ ref('stg_metric') }}
-    where basis = 'ADJUSTED' and {{ partition_filter() }}
+    where basis = 'ADJUSTED' and {{ in_partitions() }}
     union all
     select business_date, entity_id, 'inflow', total_inflows from {{ ref('stg_metric') }}
-    where basis = 'ADJUSTED' and {{ partition_filter() }}
+    where basis = 'ADJUSTED' and {{ in_partitions() }}
     union all
     select business_date, entity_id, 'asf', asf from {{ ref('stg_metric') }}
-    where basis = 'ADJUSTED' and {{ partition_filter() }}
+    where basis = 'ADJUSTED' and {{ in_partitions() }}
     union all
     select business_date, entity_id, 'rsf', rsf from {{ ref('stg_metric') }}
-    where basis = 'ADJUSTED' and {{ partition_filter() }}
+    where basis = 'ADJUSTED' and {{ in_partitions() }}
 ),
 side_lines as (
     select business_date, entity_id, template, kind, sum(weighted) as weighted

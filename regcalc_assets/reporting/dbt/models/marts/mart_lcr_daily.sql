@@ -13,5 +13,5 @@ select
     {%- endfor %}
     {{ dbt.current_timestamp() }} as built_at
 from {{ ref('stg_metric') }}
-where {{ partition_filter() }}
+where {{ in_partitions() }}
 group by business_date, entity_id
