@@ -7,8 +7,8 @@ from regcalc_assets import sequence
 from regcalc_assets.metrics import logic
 from regcalc_assets.metrics.checks import METRICS_CONTRACT, contract_failures
 from regcalc_assets.sources.versions import rules_for_run
-from regcalc_assets.partitions import DATE_ENTITY
-from regcalc_assets.sources.logic import version_column
+from regcalc_assets.partitions import DATE_ENTITY, run_scope
+from regcalc_assets.sources.logic import partition_key, version_column
 from regcalc_assets.sources.versions import record_rule_versions
 from regcalc_core.dataframes import functions_for
 from regcalc_resources.engine import ComputeEngine
@@ -43,15 +43,24 @@ def liquidity_metrics(context: dg.AssetExecutionContext, rules: RuleStore, landi
         sequence.final_calc(liquidity_components, final_rules), validated_positions, quarantined_positions
     ).withColumn("final_rules_version", version_column(F, versions)))
     all_rows = [r.asDict() for r in metrics.collect()]
-    rows = [r for r in all_rows if r["basis"] == "adjusted"]
-    meta: dict = {
-        **rules_meta,
-        "figures": dg.MetadataValue.md(logic.figures_table(rows)),
-        "entities": len(rows),
-    }
-    if len(rows) == 1:
-        meta.update({k: dg.MetadataValue.float(float(rows[0][k])) for k in ("lcr", "nsfr") if rows[0][k] is not None})
+    record_partition_figures(context, all_rows)
+    meta: dict = {**rules_meta, "run_entities": sum(r["basis"] == "adjusted" for r in all_rows)}
     failures = contract_failures(all_rows)
     yield dg.Output(metrics, metadata=meta)
     yield dg.AssetCheckResult(check_name=METRICS_CONTRACT, passed=not failures,
                               metadata={"failures": dg.MetadataValue.json(failures[:50])})
+
+
+def record_partition_figures(context: dg.AssetExecutionContext, rows: list[dict]) -> None:
+    """Each partition's own figures as numeric metadata of its materialization (``lcr``, ``nsfr``,
+    ``lcr_base`` ... see ``logic.partition_figures``), so that the Dagster UI plots them over time
+    per entity, in a ranged run too; and the entity's row of the figures table."""
+    business_date, _ = run_scope(context)
+    figures = logic.partition_figures(rows)
+    adjusted = {r["entity_id"]: r for r in rows if r["basis"] == "adjusted"}
+    for entity, values in figures.items():
+        meta = {name: dg.MetadataValue.int(v) if isinstance(v, int) else dg.MetadataValue.float(v)
+                for name, v in values.items()}
+        if entity in adjusted:
+            meta["figures"] = dg.MetadataValue.md(logic.figures_table([adjusted[entity]]))
+        context.add_asset_metadata(meta, partition_key=partition_key(business_date, entity))

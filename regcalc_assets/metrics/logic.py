@@ -90,6 +90,36 @@ def with_position_counts(metrics, accepted, quarantined):
     )
 
 
+PARTITION_FIGURES = ("lcr", "nsfr", "hqla", "net_outflows", "asf", "rsf")  # numeric metadata per partition
+
+
+def partition_figures(rows: list[dict]) -> dict[str, dict[str, float | int]]:
+    """{entity_id: numeric figures} for one business date's metrics rows (both bases): the
+    adjusted figures under their own names (``lcr``, ``nsfr``, ``hqla`` ...), the base ones as
+    ``<name>_base``, the adjusted-minus-base ``lcr_variance`` / ``nsfr_variance``, and the
+    position counts. A figure that is null (a zero denominator) is left out, not plotted as 0."""
+    by_entity: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_entity.setdefault(row["entity_id"], {})[row.get("basis", "adjusted")] = row
+    out = {}
+    for entity, bases in sorted(by_entity.items()):
+        adjusted, base = bases.get("adjusted"), bases.get("base")
+        figures: dict[str, float | int] = {}
+        for name in PARTITION_FIGURES:
+            for suffix, row in (("", adjusted), ("_base", base)):
+                if row is not None and row.get(name) is not None:
+                    figures[name + suffix] = float(row[name])
+        for ratio in ("lcr", "nsfr"):
+            if ratio in figures and f"{ratio}_base" in figures:
+                figures[f"{ratio}_variance"] = figures[ratio] - figures[f"{ratio}_base"]
+        counts = adjusted or base or {}
+        for name in ("positions_accepted", "positions_quarantined"):
+            if counts.get(name) is not None:
+                figures[name] = int(counts[name])
+        out[entity] = figures
+    return out
+
+
 def figures_table(rows: list[dict]) -> str:
     """Markdown table of the headline figures, for run metadata and the command line."""
     def fmt(v, ratio=False):
