@@ -97,7 +97,7 @@ def reporting_assets() -> dg.AssetsDefinition:
 
         business_date, entities = run_scope(context)
         warehouse = context.resources.warehouse
-        target = regcalc_home() / "dbt" / "runs" / context.run_id
+        target = regcalc_home() / "dbt" / "runs" / context.run.run_id
         with _environ(warehouse.dbt_profile_env()):
             invocation = context.resources.dbt.cli(["build", "--vars", build_vars(business_date, entities)], context=context,
                                  target_path=target)
