@@ -26,6 +26,8 @@ def test_golden_eod_on_s3_loads_postgresql_and_the_cli_reads_it(golden, regcalc_
     with psycopg.connect(postgres_uri, autocommit=True) as con:
         for table in ("liquidity_metrics", "liquidity_components", "adjustment_trail", "lineage"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
+        for view in ("agg_liquidity_month_end", "agg_liquidity_quarterly"):
+            con.execute(f"DROP MATERIALIZED VIEW IF EXISTS {view}")
     monkeypatch.setenv("REGCALC_ENGINE", "duckdb")
     monkeypatch.setenv("REGCALC_WAREHOUSE_DSN", postgres_uri)
     monkeypatch.setenv("REGCALC_STORAGE_ROOT", "s3://regcalc-golden/stages")
@@ -55,6 +57,15 @@ def test_golden_eod_on_s3_loads_postgresql_and_the_cli_reads_it(golden, regcalc_
         ("LE_UK", "ADJUSTED", "2024-06-28"), ("LE_UK", "BASE", "2024-06-28"),
         ("LE_US", "ADJUSTED", "2024-06-28"), ("LE_US", "BASE", "2024-06-28")]
     assert star[1][3] == pytest.approx(11.912166780588, rel=1e-9)
+    with psycopg.connect(postgres_uri) as con:  # the reporting layer, built by dbt-postgres from the environment
+        marts = con.execute("SELECT entity_id, lcr_base, lcr_adjusted, lcr_variance FROM mart_lcr_daily "
+                            "WHERE business_date = '2024-06-28' ORDER BY entity_id").fetchall()
+        views = {r[0] for r in con.execute("SELECT matviewname FROM pg_matviews")}
+        liq1 = con.execute("SELECT value FROM disclosures WHERE template = 'eu_liq1' AND entity_id = 'LE_UK' "
+                           "AND quarter = '2024Q2' AND row = '23' AND column_code = 'e'").fetchone()
+    assert [(e, round(b, 9), v) for e, b, _, v in marts] == [("LE_UK", 11.912166781, 0.0), ("LE_US", 7.001712329, 0.0)]
+    assert {"agg_liquidity_month_end", "agg_liquidity_quarterly"} <= views, "the aggregates are materialized views"
+    assert liq1[0] == pytest.approx(11.912166780588, rel=1e-9)
 
     [load] = instance.fetch_materializations(dg.AssetKey("warehouse_liquidity"), limit=1).records
     meta = load.asset_materialization.metadata
