@@ -9,6 +9,7 @@ every partition that is not stale is reused.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -28,6 +29,7 @@ CONSUMERS = {
 }
 DATE_LEVEL = {"unassigned_positions"}
 RECOMPUTED_TAG, REUSED_TAG = "regcalc/recalc_recomputed", "regcalc/recalc_reused"
+RECALC_ID_TAG = "regcalc/recalc_id"  # the same on every run of one recalculation (one plan)
 assert set(CONSUMERS.values()) == {LANDING_SOURCE, *RULE_SOURCES}
 
 
@@ -49,6 +51,7 @@ class RecalcPlan:
     stale: dict[str, set[str]] = field(default_factory=dict)  # asset -> stale partition keys
     materialized: dict[str, set[str]] = field(default_factory=dict)  # asset -> partition keys in scope
     runs: list[RecalcRun] = field(default_factory=list)
+    plan_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     @property
     def recomputed(self) -> int:
@@ -59,7 +62,9 @@ class RecalcPlan:
         return sum(len(v) for v in self.materialized.values()) - self.recomputed
 
     def summary_tags(self) -> dict[str, str]:
-        return {RECOMPUTED_TAG: str(self.recomputed), REUSED_TAG: str(self.reused)}
+        """Tags of every run of this recalculation: its partitions recomputed and reused (the
+        whole recalculation's, so its cache hit rate), and its id (to count it once)."""
+        return {RECOMPUTED_TAG: str(self.recomputed), REUSED_TAG: str(self.reused), RECALC_ID_TAG: self.plan_id}
 
 
 def _date_of(partition: str) -> str:

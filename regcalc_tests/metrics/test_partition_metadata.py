@@ -55,9 +55,12 @@ def test_each_partition_of_a_ranged_run_has_its_own_figures(tmp_path, in_home):
         assert len(records) == 1
         return records[0].event_log_entry
 
-    events = {e: latest(e) for e in adjusted}
+    try:
+        events = {e: latest(e) for e in adjusted}
+        run = instance.get_run_by_id(next(iter(events.values())).run_id)
+    finally:
+        instance.dispose()
     assert len({event.run_id for event in events.values()}) == 1  # both partitions in one ranged run
-    run = instance.get_run_by_id(next(iter(events.values())).run_id)
     assert run.tags["dagster/asset_partition_range_start"] != run.tags["dagster/asset_partition_range_end"]
     for entity, event in events.items():
         meta = event.asset_materialization.metadata
