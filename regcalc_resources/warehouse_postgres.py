@@ -216,6 +216,8 @@ class PostgresWarehouse(Warehouse):
             info = conninfo_to_dict(self.dsn)
         except Exception:  # noqa: BLE001 - psycopg's message repeats the DSN, which holds the password
             raise ValueError("REGCALC_WAREHOUSE_DSN is not a valid PostgreSQL connection string") from None
+        if info.get("port") and not str(info["port"]).isdigit():
+            raise ValueError("REGCALC_WAREHOUSE_DSN has an invalid port")
         return dbt_env("postgres", host=info.get("host"), port=info.get("port"), user=info.get("user"),
                        password=info.get("password"), dbname=info.get("dbname"), sslmode=info.get("sslmode"))
 
