@@ -30,11 +30,13 @@ def build_engine() -> ComputeEngine:
 
 
 def build_rule_store():
-    """PostgreSQL when REGCALC_RULES_DSN is set, else the embedded DuckDB file under $REGCALC_HOME."""
+    """PostgreSQL when REGCALC_RULES_DSN is set, else the embedded DuckDB file under $REGCALC_HOME
+    (refused in a multi-pod deployment: ``settings.check_shared_state``, as for the other stores)."""
     import os
 
     from regcalc_resources.rule_store import DuckDBRuleStore, PostgresRuleStore
 
+    settings.check_shared_state()
     if os.environ.get("REGCALC_RULES_DSN"):
         return PostgresRuleStore(dsn=dg.EnvVar("REGCALC_RULES_DSN"))
     return DuckDBRuleStore(path=str(settings.regcalc_home() / "rules.duckdb"))
@@ -48,6 +50,7 @@ def build_stage_store():
 
     from regcalc_resources.stage_store import LocalStageStore
 
+    settings.check_shared_state()
     root = settings.storage_root()
     if not root.startswith("s3://"):
         return LocalStageStore(root=root)
@@ -67,6 +70,7 @@ def build_warehouse() -> Warehouse:
     else the embedded DuckDB file. Credentials stay in the environment (dg.EnvVar)."""
     import os
 
+    settings.check_shared_state()
     if os.environ.get("REGCALC_REDSHIFT_DSN"):
         from regcalc_resources.warehouse_redshift import RedshiftWarehouse
 

@@ -22,6 +22,64 @@ def warehouse_path() -> str:
     return os.environ.get("REGCALC_WAREHOUSE_PATH") or str(regcalc_home() / "warehouse.duckdb")
 
 
+DEPLOYMENTS = ("local", "k8s")
+CHART_CODE_SERVER_VARIABLE = "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP"
+"""Set by the official Dagster Helm chart in every code server pod (dagster-user-deployments)."""
+
+
+class SharedStateError(RegcalcInputError):
+    """A multi-pod deployment configured with state that would stay inside one pod."""
+
+
+def deployment() -> str:
+    """``$REGCALC_DEPLOYMENT``: ``local`` (one machine: the command line, ``dagster dev``; the
+    default) or ``k8s`` (a multi-pod deployment: the code server, the daemon and every run in a
+    pod of its own, as ``helm/values.yaml`` sets it). Unset, a pod of the official Dagster chart's
+    code server (``DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP`` set) counts as ``k8s``; ``local``
+    says otherwise explicitly."""
+    value = os.environ.get("REGCALC_DEPLOYMENT", "").strip().lower()
+    if not value:
+        return "k8s" if os.environ.get(CHART_CODE_SERVER_VARIABLE) else "local"
+    if value not in DEPLOYMENTS:
+        raise RegcalcInputError(f"REGCALC_DEPLOYMENT must be 'local' or 'k8s', not {value!r}")
+    return value
+
+
+def check_shared_state() -> None:
+    """Refuse a multi-pod deployment (``deployment() == "k8s"``) whose state would stay in one pod:
+    the rule store (an approval in one pod invisible to the sensor and the runs), the warehouse and
+    the stage storage must be shared services. Raises ``SharedStateError`` naming every variable
+    to set; does nothing locally. Every builder of a store calls it (``regcalc_resources``)."""
+    if deployment() != "k8s":
+        return
+    env = os.environ
+    missing = []
+    if not env.get("REGCALC_RULES_DSN"):
+        missing.append("the rule store would be a DuckDB file in the pod: set REGCALC_RULES_DSN (PostgreSQL)")
+    if not (env.get("REGCALC_REDSHIFT_DSN") or env.get("REGCALC_WAREHOUSE_DSN")):
+        missing.append("the warehouse would be a DuckDB file in the pod: set REGCALC_REDSHIFT_DSN (Amazon Redshift) "
+                       "or REGCALC_WAREHOUSE_DSN (PostgreSQL)")
+    if "://" not in storage_root():
+        missing.append(f"stage storage would be the pod's disk ({storage_root()}): "
+                       "set REGCALC_STORAGE_ROOT to s3://bucket/prefix")
+    if missing:
+        source = ("REGCALC_DEPLOYMENT=k8s" if os.environ.get("REGCALC_DEPLOYMENT")
+                  else f"{CHART_CODE_SERVER_VARIABLE} is set")
+        raise SharedStateError(f"a multi-pod deployment ({source}) needs state every pod shares; "
+                               + "; ".join(missing))
+
+
+def schedules_running() -> bool:
+    """``$REGCALC_SCHEDULES``: ``running`` starts the EOD schedules (``eod_schedule``,
+    ``unassigned_positions_job_schedule``) by default, as ``helm/values.yaml`` sets it in production;
+    ``stopped`` (the default) leaves them off until someone turns them on in the UI, so a local
+    ``dagster dev`` never starts a batch unasked. A state set in the UI overrides either default."""
+    value = os.environ.get("REGCALC_SCHEDULES", "stopped").strip().lower()
+    if value not in ("running", "stopped"):
+        raise RegcalcInputError(f"REGCALC_SCHEDULES must be 'running' or 'stopped', not {value!r}")
+    return value == "running"
+
+
 def landing_root() -> str:
     """The landing zone: ``$REGCALC_LANDING`` (``--landing`` on the command line sets it)."""
     root = os.environ.get("REGCALC_LANDING")
