@@ -33,9 +33,11 @@ demo: install            ## generate a landing zone, run EOD for every date, pri
 test: install chromium          ## the whole suite, both engines (CI runs exactly this)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# the recalc sensor observes REGCALC_LANDING: the demo's landing zone (`make demo`) unless it is set
 ui: install              ## the Dagster UI over the state the CLI wrote
 	$(BIN)/python -c "from regcalc_cli.instance import get_instance; get_instance()"  # created once, under its lock
-	DAGSTER_HOME=$(REGCALC_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml
+	REGCALC_LANDING="$${REGCALC_LANDING:-$(REGCALC_HOME)/demo-landing}" DAGSTER_HOME=$(REGCALC_HOME)/dagster \
+		$(BIN)/dagster dev -w workspace.yaml
 
 bench: install           ## EOD benchmark (writes JSON figures)
 	$(BIN)/python benchmarks/eod_benchmark.py

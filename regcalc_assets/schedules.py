@@ -8,6 +8,15 @@ import dagster as dg
 
 from regcalc_assets.hooks import describe_stage
 from regcalc_assets.partitions import BUSINESS_DATES, DATE_ENTITY, ENTITY_PARTITIONS, date_range_tags
+from regcalc_resources import settings
+
+# Each run of these jobs is one Kubernetes pod in production (dagster-k8s): its resources are set
+# here, on the job, because dagster-k8s applies run tags last, over the run launcher's runK8sConfig
+# and over the code server's own resources (which the chart passes into the runs it launches).
+RUN_POD_RESOURCES = {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}}
+RUN_POD_TAGS = {"dagster-k8s/config": {"container_config": {"resources": RUN_POD_RESOURCES}}}
+# RUNNING where REGCALC_SCHEDULES=running (production, helm/values.yaml), else STOPPED
+SCHEDULE_STATUS = dg.DefaultScheduleStatus.RUNNING if settings.schedules_running() else dg.DefaultScheduleStatus.STOPPED
 
 DATE_LEVEL = dg.AssetSelection.assets("unassigned_positions")
 eod_job = dg.define_asset_job(
@@ -16,6 +25,7 @@ eod_job = dg.define_asset_job(
     partitions_def=DATE_ENTITY,
     description="Every stage, landing zone to warehouse, for one business date and its entities.",
     hooks={describe_stage},
+    tags=RUN_POD_TAGS,
 )
 unassigned_job = dg.define_asset_job(
     "unassigned_positions_job",
@@ -23,6 +33,7 @@ unassigned_job = dg.define_asset_job(
     partitions_def=BUSINESS_DATES,
     description="Positions of a business date that belong to no known entity (quarantined, counted).",
     hooks={describe_stage},
+    tags=RUN_POD_TAGS,
 )
 
 
@@ -45,7 +56,7 @@ def eod_run_request(instance, business_date: str, entities: list[str]) -> dg.Run
     )
 
 
-@dg.schedule(job=eod_job, cron_schedule="30 19 * * 1-5", execution_timezone="UTC",
+@dg.schedule(job=eod_job, cron_schedule="30 19 * * 1-5", execution_timezone="UTC", default_status=SCHEDULE_STATUS,
              description="EOD batch at 19:30 UTC on weekdays: every entity of that day's delivery.")
 def eod_schedule(context: dg.ScheduleEvaluationContext):
     from regcalc_core.delivery import LandingFileError, delivered_entity_ids
@@ -64,5 +75,6 @@ def eod_schedule(context: dg.ScheduleEvaluationContext):
 
 
 unassigned_schedule = dg.build_schedule_from_partitioned_job(
-    unassigned_job, hour_of_day=19, minute_of_hour=30, description="Date-level quarantine of the EOD batch."
+    unassigned_job, hour_of_day=19, minute_of_hour=30, description="Date-level quarantine of the EOD batch.",
+    default_status=SCHEDULE_STATUS,
 )
