@@ -46,9 +46,15 @@ def dashboard(start, end, out, entities):
 
 def _sources():
     """(warehouse, stage store, engine, Dagster instance) of this home. The waterfall's few rows
-    run on an embedded DuckDB session whatever REGCALC_ENGINE says (no JVM for a page)."""
-    from regcalc_cli.instance import get_instance
+    run on an embedded DuckDB session whatever REGCALC_ENGINE says (no JVM for a page). A home
+    whose instance cannot be opened (read-only) still gives the figures: the runs are left out."""
+    from regcalc_cli.instance import UnwritableHomeError, get_instance
     from regcalc_resources import cli_resource
     from regcalc_resources.engine import DuckDBEngine
 
-    return cli_resource("warehouse"), cli_resource("stages"), DuckDBEngine(), get_instance()
+    try:
+        instance = get_instance()
+    except UnwritableHomeError as exc:
+        click.echo(f"warning: no runs on the page: {exc}", err=True)
+        instance = None
+    return cli_resource("warehouse"), cli_resource("stages"), DuckDBEngine(), instance

@@ -80,7 +80,7 @@ class Dashboard:
     runs: list[RunInfo] = field(default_factory=list)
     recalculations: list[Recalculation] = field(default_factory=list)
     generated_at: str = ""
-    sources: dict = field(default_factory=dict)  # where each part came from
+    sources: dict = field(default_factory=dict)  # what could be read (``instance``: the Dagster instance)
 
     def row(self, date: str, entity: str) -> dict | None:
         return next((r for r in self.figures.get(date, []) if r["entity_id"] == entity), None)
@@ -159,6 +159,7 @@ def gather(warehouse, stages, engine, instance, start: str, end: str, entities: 
     board.waterfalls = build_waterfalls(warehouse, stages, engine, focus, focus_entities, base, adjusted)
     board.quality = quality(figures)
     board.lineage = lineage_coverage(warehouse, start, end, set(shown))
+    board.sources["instance"] = instance is not None
     if instance is not None:
         board.runs, board.recalculations = runs(instance, start, end, figures)
     return board

@@ -34,7 +34,8 @@ h3 { font-size:14px; margin:14px 0 6px; }
 .warn { color:var(--down); font-weight:600; }
 table { border-collapse:collapse; font-size:12.5px; margin:6px 0; }
 th, td { border-bottom:1px solid var(--line); padding:3px 8px; text-align:right; white-space:nowrap; }
-th { background:#f0f4f8; position:sticky; top:0; }
+th { background:#f0f4f8; }
+.scroll th { position:sticky; top:0; }
 td.t, th.t { text-align:left; }
 .scroll { overflow:auto; max-height:460px; }
 .chart { overflow-x:auto; }
@@ -110,18 +111,13 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
-def _days(date: str) -> int:
-    import datetime as dt
-
-    return dt.date.fromisoformat(date).toordinal()
-
-
 def line_chart(series: dict[str, list[tuple[str, float | None, str]]], colours: dict[str, str], *, title: str,
                tick_format=lambda v: f"{v:.2f}", reference: float | None = None, reference_label: str = "",
                ceiling: float | None = None, width: int = 900, height: int = 300) -> str:
-    """An SVG line chart over business dates (time scale): ``series`` name -> [(date, value,
-    tooltip)]; a null value breaks the line. ``reference`` draws a dashed horizontal line;
-    ``ceiling`` is the largest value the axis needs (1.0 for a share)."""
+    """An SVG line chart over business dates: ``series`` name -> [(date, value, tooltip)]; a
+    null value breaks the line. The dates are evenly spaced in order (month-ends and daily dates
+    side by side stay readable), labelled where there is room. ``reference`` draws a dashed
+    horizontal line; ``ceiling`` is the largest value the axis needs (1.0 for a share)."""
     left, right, top, bottom = 64, 44, 14, 34
     values = [v for points in series.values() for _, v, _ in points if v is not None]
     dates = sorted({d for points in series.values() for d, _, _ in points})
@@ -135,11 +131,11 @@ def line_chart(series: dict[str, list[tuple[str, float | None, str]]], colours: 
         high = high * 1.05 if high > 0 else high + 1
     ticks = nice_ticks(low, high)
     y0, y1 = ticks[0], ticks[-1]
-    d0, d1 = _days(dates[0]), _days(dates[-1])
     plot_w, plot_h = width - left - right, height - top - bottom
+    index = {d: i for i, d in enumerate(dates)}
 
     def x(date: str) -> float:
-        return left + (plot_w / 2 if d1 == d0 else (_days(date) - d0) / (d1 - d0) * plot_w)
+        return left + (plot_w / 2 if len(dates) == 1 else index[date] / (len(dates) - 1) * plot_w)
 
     def y(v: float) -> float:
         return top + plot_h - (v - y0) / (y1 - y0) * plot_h
@@ -151,9 +147,11 @@ def line_chart(series: dict[str, list[tuple[str, float | None, str]]], colours: 
                    f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{esc(tick_format(t))}</text>')
     out.append(f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}"/>'
                f'<line class="axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>')
-    shown = dates if len(dates) <= 8 else [dates[round(i * (len(dates) - 1) / 7)] for i in range(8)]
-    for d in dict.fromkeys(shown):
-        out.append(f'<text x="{x(d):.1f}" y="{height - 12}" text-anchor="middle">{esc(d)}</text>')
+    last_label = None
+    for d in dates:  # a label where it does not run into the previous one (about 70 px each)
+        if last_label is None or x(d) - last_label >= 74:
+            out.append(f'<text x="{x(d):.1f}" y="{height - 12}" text-anchor="middle">{esc(d)}</text>')
+            last_label = x(d)
     if reference is not None:
         out.append(f'<line class="ref" x1="{left}" x2="{width - right}" y1="{y(reference):.1f}" y2="{y(reference):.1f}"/>'
                    f'<text x="{width - right - 4}" y="{y(reference) - 4:.1f}" text-anchor="end">{esc(reference_label)}</text>')
@@ -498,6 +496,8 @@ def _runs(board) -> str:
                     f"</tr></thead><tbody>{recalcs}</tbody></table>" if recalcs else
                     '<p class="note">No recalculation (<code>regcalc recalc</code> or the sensor) ran for these dates.</p>')
     legend_html = legend({k: v for k, v in trigger_colours.items() if any(r.trigger == k for r in board.runs)})
+    if board.sources.get("instance") is False:
+        legend_html += '<p class="note warn">The Dagster instance of this home could not be opened: no runs.</p>'
     return ('<section id="runs"><h2>Runs: run time, throughput, cache hit rate</h2>' + legend_html
             + "<h3>Run time (seconds)</h3>" + '<div class="chart">' + bar_chart(bars, title="run time", unit="seconds per run") + "</div>"
             + "<h3>Throughput (positions per second)</h3>" + '<div class="chart">'

@@ -399,3 +399,21 @@ def test_refusals(built, tmp_path):
                   home=built.home)
     page = out.read_text()
     assert "1 entities" in one.stdout and 'data-entity="LE_001"' not in page and 'data-entity="LE_002"' in page
+
+
+def test_read_only_home_still_gives_the_page(built, tmp_path):
+    """`regcalc dashboard` reads: on a read-only home the figures are all there, the runs are
+    left out with one warning (the Dagster instance cannot be opened there)."""
+    from regcalc_tests.cli.test_readonly_home import _read_only_runner, _regcalc
+
+    home = copy_home(built.home, tmp_path / "home")
+    prefix = _read_only_runner(home)
+    out = tmp_path / "page.html"
+    result = _regcalc(prefix, home, "dashboard", "--from", DATES[0], "--to", DATES[-1], "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "warning: no runs on the page" in result.stderr and str(home) in result.stderr
+    cells = parse(out.read_text())
+    shown = {(c["data-date"], c["data-entity"]): c["text"] for c in cells
+             if c["tag"] == "td" and c.get("data-figure") == "lcr" and "data-entity" in c}
+    assert shown == {(d, e): f"{r['lcr']:.4f}" for d, rows in built.reports.items() for e, r in rows.items()}
+    assert "could not be opened: no runs" in out.read_text()
