@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 DEAL_FIELDS = ("amount", "haircut", "outflow_rate", "inflow_rate", "asf_factor", "rsf_factor")
 STAGES = ("deal_enrichment", "aggregation", "final_calc")
 FINAL_FIELDS = ("hqla", "total_outflows", "total_inflows", "asf", "rsf")
+LAST = 10**9  # the place of a rule seen only in clamps: after the others of its stage
 ALL_DEAL_RULES = "deal-stage rules"  # one step for them all when the positions are not stored
 # a ratio recomputed from the stored components may differ from the stored one by float rounding
 RATIO_TOLERANCE = 1e-9
@@ -98,8 +99,7 @@ def replay_positions(rows: list[dict]) -> tuple[list[dict], dict[str, tuple[int,
         groups: list[tuple[str, list[dict]]] = []
         for e in entries:
             rule = f"{e['rule_id']}@v{e['version']}"
-            first, count = seen.get(rule, (e["step"] if not e["clamped"] else 10**9, 0))
-            seen[rule] = (min(first, e["step"]) if not e["clamped"] else first, count + 1)
+            _count(seen, rule, e["step"], e["clamped"])
             if groups and groups[-1][0] == rule and groups[-1][1][-1]["clamped"] == e["clamped"]:
                 groups[-1][1].append(e)
             else:
@@ -110,6 +110,13 @@ def replay_positions(rows: list[dict]) -> tuple[list[dict], dict[str, tuple[int,
                 current[e["field"]] = e["after"]
             states.append({"rule": rule, "sign": 1.0, "hqla_level": row.get("hqla_level"), **current})
     return states, seen
+
+
+def _count(seen: dict[str, tuple[int, int]], rule: str, step: int, clamped: bool) -> None:
+    """Record one trail entry of ``rule``: its first step (a clamp, numbered after every rule of
+    the stage, does not place it) and its count of values changed."""
+    first, count = seen.get(rule, (LAST, 0))
+    seen[rule] = (first if clamped else min(first, step), count + 1)
 
 
 def deal_deltas(engine, states_by_entity: dict[str, list[dict]]) -> dict[tuple[str, str], dict[str, float]]:
@@ -144,14 +151,14 @@ def stored_positions(stages, business_date: str, entity: str) -> list[dict] | No
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    import pyarrow as pa
+
     path = stages.read_dir("adjusted_positions", business_date, entity)
     if path is None:
         return None
     files = sorted(path.glob("*.parquet"))
     if not files:
         return []
-    import pyarrow as pa
-
     columns = ["hqla_level", *(f"base_{f}" for f in DEAL_FIELDS), "adjustment_trail"]
     table = pa.concat_tables([pq.read_table(str(f), columns=columns) for f in files])
     touched = pc.fill_null(pc.greater(pc.list_value_length(table["adjustment_trail"]), 0), False)
@@ -193,12 +200,10 @@ def build_waterfalls(warehouse, stages, engine, business_date: str, entities: li
         for rule, _, _ in plan.rules:
             plan.components[rule] = dict(deltas.get((entity, rule), {}))
         for stage in ("aggregation", "final_calc"):
-            order: dict[str, list] = {}
+            order: dict[str, tuple[int, int]] = {}
             for t in (t for t in trail if t["entity_id"] == entity and t["stage"] == stage):
                 rule = f"{t['rule_id']}@v{t['version']}"
-                first = order.setdefault(rule, [t["step"] if not t["clamped"] else 10**9, 0])
-                first[0] = min(first[0], t["step"]) if not t["clamped"] else first[0]
-                first[1] += 1
+                _count(order, rule, t["step"], t["clamped"])
                 target = plan.components if stage == "aggregation" else plan.totals
                 key = t["component"] if stage == "aggregation" else t["field"]
                 bucket = target.setdefault(rule, {})

@@ -417,3 +417,28 @@ def test_read_only_home_still_gives_the_page(built, tmp_path):
              if c["tag"] == "td" and c.get("data-figure") == "lcr" and "data-entity" in c}
     assert shown == {(d, e): f"{r['lcr']:.4f}" for d, rows in built.reports.items() for e, r in rows.items()}
     assert "could not be opened: no runs" in out.read_text()
+
+
+def test_golden_waterfall_without_stored_positions(golden_star_home, tmp_path, in_home, duckdb_engine):
+    """With no stored adjusted positions the deal-stage rules are one step (what the components
+    changed before the aggregation rules), and the replay still reaches the reported ratios."""
+    from regcalc_cli.report import fetch_report
+    from regcalc_cli.waterfall import ALL_DEAL_RULES, build_waterfalls
+    from regcalc_resources import cli_resource
+
+    in_home(copy_home(golden_star_home, tmp_path / "home"))
+    warehouse = cli_resource("warehouse")
+
+    class NothingStored:
+        def read_dir(self, asset, date, entity):
+            return None
+
+    adjusted = {r["entity_id"]: r for r in fetch_report(warehouse, GOLDEN_DATE)}
+    base = {r["entity_id"]: r for r in fetch_report(warehouse, GOLDEN_DATE, "base")}
+    waterfalls = build_waterfalls(warehouse, NothingStored(), duckdb_engine, GOLDEN_DATE, sorted(adjusted), base, adjusted)
+    us, uk = waterfalls["LE_US"], waterfalls["LE_UK"]
+    assert [s.rule for s in us.steps] == [ALL_DEAL_RULES, "ADJ_2024_003@v1"] and us.reconciled, us.mismatches
+    assert us.steps[0].lcr_after == pytest.approx(adjusted["LE_US"]["hqla"] / 0.97 / adjusted["LE_US"]["net_outflows"], rel=1e-12)
+    assert [s.rule for s in uk.steps] == [ALL_DEAL_RULES, "ADJ_2024_002@v1"] and uk.reconciled, uk.mismatches
+    assert uk.steps[-1].lcr_after == adjusted["LE_UK"]["lcr"] and uk.steps[0].lcr_before == base["LE_UK"]["lcr"]
+    assert any("not stored" in note for note in us.notes)
