@@ -19,11 +19,21 @@ STAGES = ["sources", "landing", "validation", "enrichment", "adjustments", "aggr
           "star", "publication"]
 
 
+def _parse(path: Path) -> ast.AST:
+    """``ast.parse`` in a fresh thread: CPython 3.11's parser can fail with "AST constructor
+    recursion depth mismatch" in a thread where an earlier test hit a RecursionError (the worker
+    runs other files first); a new thread starts with a clean recursion count."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(ast.parse, path.read_text(), str(path)).result()
+
+
 def imports(package: str) -> dict[Path, set[str]]:
     out = {}
     for path in sorted((REPO / package).rglob("*.py")):
         names = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(_parse(path)):
             if isinstance(node, ast.Import):
                 names |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

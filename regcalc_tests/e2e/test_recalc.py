@@ -22,7 +22,13 @@ ENTITIES = ["LE_001", "LE_002", "LE_003"]
 INGESTION = {"landed_positions", "entity_profiles", "validated_positions", "quarantined_positions", "enriched_positions"}
 LINEAGE = {"lineage", "warehouse_lineage"}  # downstream of every stage
 # the star's facts (one multi-asset over every stage's output) and their load
-STAR = {"fact_position", "fact_component", "fact_metric", "fact_adjustment", "bridge_position_rule", "warehouse_star"}
+# the dbt reporting layer downstream of the star, partition by partition (its seeds and what reads
+# only them, the disclosure templates' rows and line map, are not touched by a rule or a delivery)
+REPORTING = {"stg_metric", "stg_position_lines", "mart_lcr_daily", "mart_nsfr_daily", "mart_disclosure_lines_daily",
+             "agg_liquidity_month_end", "agg_liquidity_quarterly", "disclosure_daily_values", "disclosure_observations",
+             "disclosures"}
+STAR = {"fact_position", "fact_component", "fact_metric", "fact_adjustment", "bridge_position_rule",
+        "warehouse_star"} | REPORTING
 SNAPSHOTS = {"counterparty_snapshot", "currency_snapshot"}
 FROM_AGGREGATION = {"liquidity_components", "liquidity_metrics", "adjustment_trail", "warehouse_liquidity"} | LINEAGE | STAR
 FROM_FINAL = {"liquidity_metrics", "adjustment_trail", "warehouse_liquidity"} | LINEAGE | STAR
@@ -124,16 +130,17 @@ def test_recalc_recomputes_exactly_what_changed(tmp_path, monkeypatch):
     assert done == expected(FROM_DEAL, ["2024-07-02"], ["LE_002"]) | WHOLE
     assert result.changed_sources == {"deal_rules": ["2024-07-02|LE_002"]}
     assert len(result.run_ids) == 1
-    # 21 partitioned assets x 9 (date, entity) partitions + the date-level quarantine of 3 dates are in
-    # scope; the deal stage down is 16 of them (8 stages, 2 snapshots, 5 star facts, the star load)
-    in_scope = 21 * len(DATES) * len(ENTITIES) + len(DATES)
-    assert (result.recomputed_count, result.reused) == (16, in_scope - 16)
+    # 34 partitioned assets (21, and the dbt project's 13) x 9 (date, entity) partitions + the date-level
+    # quarantine of 3 dates are in scope; the deal stage down is 26 of them (8 stages, 2 snapshots,
+    # 5 star facts, the star load, and the 10 dbt models that read the star)
+    in_scope = (21 + 13) * len(DATES) * len(ENTITIES) + len(DATES)
+    assert (result.recomputed_count, result.reused) == (26, in_scope - 26)
     [load] = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("warehouse_liquidity"), asset_partitions=["2024-07-02|LE_002"]),
         limit=1).records
     meta = load.asset_materialization.metadata
-    assert meta["recalc_partitions_recomputed"].value == 16 and meta["recalc_partitions_reused"].value == in_scope - 16
-    assert meta["recalc_cache_hit_rate"].value == pytest.approx(round((in_scope - 16) / in_scope, 4))
+    assert meta["recalc_partitions_recomputed"].value == 26 and meta["recalc_partitions_reused"].value == in_scope - 26
+    assert meta["recalc_cache_hit_rate"].value == pytest.approx(round((in_scope - 26) / in_scope, 4))
     assert meta["recalc_rows_affected"].value > 0
     # the recomputed stage recorded the rule-set version it consumed, in its metadata and output
     observed = last_observed(instance, "deal_rules")["2024-07-02|LE_002"]
