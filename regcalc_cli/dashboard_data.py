@@ -23,7 +23,7 @@ import datetime as dt
 import statistics
 from dataclasses import dataclass, field
 
-from regcalc_cli.report import fetch_report
+from regcalc_cli.report import fetch_report, table_exists
 
 
 @dataclass
@@ -119,10 +119,6 @@ class Dashboard:
 
 class NoFiguresError(LookupError):
     """Nothing to show: no figures in the range (or for the entities asked for)."""
-
-
-def table_exists(warehouse, name: str) -> bool:
-    return bool(warehouse.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [name]))
 
 
 def figure_dates(warehouse, start: str, end: str) -> list[str]:

@@ -26,7 +26,9 @@ QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 
 def fetch_disclosure(warehouse, template: str, quarter: str, entities: list[str] | None = None) -> list[dict]:
     """The template's cells for the quarter (every entity, or those named), in template order."""
-    if not warehouse.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'disclosures'"):
+    from regcalc_cli.report import table_exists
+
+    if not table_exists(warehouse, "disclosures"):
         return []
     where, params = "template = ? AND quarter = ?", [template, quarter]
     if entities:
@@ -39,7 +41,9 @@ def fetch_disclosure(warehouse, template: str, quarter: str, entities: list[str]
 
 
 def quarters_available(warehouse, template: str) -> list[str]:
-    if not warehouse.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'disclosures'"):
+    from regcalc_cli.report import table_exists
+
+    if not table_exists(warehouse, "disclosures"):
         return []
     return [r["quarter"] for r in warehouse.query(
         "SELECT DISTINCT quarter FROM disclosures WHERE template = ? ORDER BY quarter", [template])]

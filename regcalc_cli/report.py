@@ -19,7 +19,7 @@ VARIANCE_COLUMNS = ["lcr_variance", "nsfr_variance"]
 def fetch_report(warehouse, business_date: str, basis: str = "adjusted") -> list[dict]:
     """One row per entity: the ``adjusted`` (default) or ``base`` figures, and the variance
     adjustments cause (adjusted minus base) for LCR and NSFR."""
-    if not _has_table(warehouse):
+    if not table_exists(warehouse, "liquidity_metrics"):
         return []
     cols = ", ".join(f"m.{c}" for c in REPORT_COLUMNS)
     rows = warehouse.query(
@@ -36,8 +36,9 @@ def fetch_report(warehouse, business_date: str, basis: str = "adjusted") -> list
     return rows
 
 
-def _has_table(warehouse) -> bool:
-    return bool(warehouse.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'liquidity_metrics'"))
+def table_exists(warehouse, name: str) -> bool:
+    """Whether the warehouse has the table ``name`` (any backend: information_schema)."""
+    return bool(warehouse.query("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [name]))
 
 
 def render(rows: list[dict], fmt: str) -> str:
