@@ -32,16 +32,17 @@ RUN useradd --create-home --uid 1000 regcalc \
 USER regcalc
 WORKDIR /opt/regcalc/src
 
-# The dependencies alone first: this layer changes only with the lockfile.
+# The dependencies alone first: this layer changes only with the lockfile. The `connect` extra is
+# Spark Connect's client (gRPC): the runs reach the Spark cluster at REGCALC_SPARK_REMOTE.
 COPY --chown=regcalc:regcalc pyproject.toml uv.lock ./
-RUN uv sync --locked --no-dev --no-install-project --python /usr/local/bin/python3.11
+RUN uv sync --locked --no-dev --extra connect --no-install-project --python /usr/local/bin/python3.11
 
 # Then the project itself (not editable: the packages go into site-packages).
 COPY --chown=regcalc:regcalc regcalc_core ./regcalc_core
 COPY --chown=regcalc:regcalc regcalc_resources ./regcalc_resources
 COPY --chown=regcalc:regcalc regcalc_assets ./regcalc_assets
 COPY --chown=regcalc:regcalc regcalc_cli ./regcalc_cli
-RUN uv sync --locked --no-dev --no-editable --python /usr/local/bin/python3.11
+RUN uv sync --locked --no-dev --extra connect --no-editable --python /usr/local/bin/python3.11
 
 # As the Makefile's install target: dagster-dbt pulls sqlglot[rs], whose compiled overlay
 # (sqlglotc) breaks sqlframe, so remove it; and compile every module to bytecode once, here,

@@ -191,8 +191,8 @@ def test_the_lockfile_installs_the_image_environment(tmp_path):
     """What the Dockerfile's ``uv sync --locked`` would install, as a dry run (nothing downloaded):
     every locked package has a distribution for CPython 3.11 on Linux, and the deployment's
     modules are there at the Dagster version."""
-    out = subprocess.run([str(BIN / "uv"), "sync", "--locked", "--no-dev", "--no-editable", "--dry-run",
-                          "--python", sys.executable],
+    out = subprocess.run([str(BIN / "uv"), "sync", "--locked", "--no-dev", "--extra", "connect", "--no-editable",
+                          "--dry-run", "--python", sys.executable],
                          cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")})
     assert out.returncode == 0, out.stderr
@@ -202,6 +202,8 @@ def test_the_lockfile_installs_the_image_environment(tmp_path):
         assert plan[integration] == "0.29.27", integration
     assert "pyspark" in plan and "dagster-webserver" in plan
     assert "pytest" not in plan  # the image has no test extras
+    # Spark Connect's client (REGCALC_SPARK_REMOTE), as pyspark's own `connect` extra requires it
+    assert {"grpcio", "grpcio-status", "googleapis-common-protos", "zstandard", "pandas", "pyarrow"} <= set(plan)
     assert not (tmp_path / "venv").exists()
 
 
@@ -212,7 +214,7 @@ def test_the_dockerfile_installs_the_lockfile_as_the_makefile_installs():
     assert "openjdk-17-jre-headless" in dockerfile  # the JRE 17 Spark needs, Debian's package
     assert "COPY --chown=regcalc:regcalc pyproject.toml uv.lock" in dockerfile
     syncs = re.findall(r"^RUN uv sync (.*)$", dockerfile, re.M)
-    assert syncs and all("--locked" in s and "--no-dev" in s for s in syncs)
+    assert syncs and all("--locked" in s and "--no-dev" in s and "--extra connect" in s for s in syncs)
     # the same packages removed after the install as `make install` removes
     removed = re.search(r"uv pip uninstall .*? (sqlglot\S* .*?) \|\| true", makefile).group(1).split()
     assert re.search(r"^RUN uv pip uninstall --python \S+ " + " ".join(removed) + r" \|\| true$", dockerfile, re.M)
