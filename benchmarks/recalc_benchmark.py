@@ -66,7 +66,8 @@ def main(argv=None) -> dict:
             samples[n].append({"seconds": sample["seconds"], "peak_rss_mib": sample["peak_rss_mib"],
                                "recomputed": sum(len(v) for v in report["recomputed"].values()),
                                "reused": report["reused"], "runs": len(report["run_ids"])})
-            store.retire(rule_id, "bench_approver")
+            store.retire(rule_id, "bench_analyst")
+            store.approve(rule_id, "bench_approver")
             run_measured([py, "-m", "regcalc_cli.main", "recalc"], env)  # back to no rule, untimed
         shutil.rmtree(home, ignore_errors=True)
 

@@ -35,8 +35,8 @@ def candidate_rules(source: str, store) -> list[Rule]:
     if not versions:
         raise PreviewError(f"no rule {source} in the store and no such file")
     latest = versions[-1]
-    if latest.status == "retired":
-        raise PreviewError(f"rule {source} is retired (version {latest.version}); nothing to preview")
+    if latest.is_retirement:
+        raise PreviewError(f"rule {source} is {latest.status} (version {latest.version}); nothing to preview")
     return [parse_rule({**latest.body, "version": latest.version, "submitted_by": latest.submitted_by})]
 
 

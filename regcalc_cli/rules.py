@@ -23,34 +23,92 @@ def rules():
     line and exit code 2 (``regcalc --debug`` shows the trace)."""
 
 
+def acting_user(user: str | None, as_user_unverified: bool) -> str | None:
+    """The ``user`` to pass to the store: none (the authenticated identity) unless the caller
+    names one and says it is unverified. On PostgreSQL a named user other than the login role is
+    refused by the store."""
+    if user is not None and not as_user_unverified:
+        raise RegcalcInputError("--user names someone the system has not authenticated: add --as-user-unverified "
+                               "(recorded on the event), or leave it out to act as yourself")
+    if as_user_unverified and user is None:
+        raise RegcalcInputError("--as-user-unverified needs --user")
+    return user
+
+
+def identity_options(command):
+    """--user and --as-user-unverified, shared by every command that acts."""
+    command = click.option("--as-user-unverified", "as_user_unverified", is_flag=True,
+                           help="accept --user on the embedded store, recorded as unverified "
+                                "(a single-user file cannot enforce four eyes)")(command)
+    return click.option("--user", default=None,
+                        help="act as this user (default: the authenticated identity: the OS account "
+                             "on the embedded store, the login role on PostgreSQL)")(command)
+
+
 @rules.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--user", required=True)
-def submit(file, user):
+@identity_options
+def submit(file, user, as_user_unverified):
     """Validate and store a new version of every rule in FILE (all or nothing)."""
+    user = acting_user(user, as_user_unverified)
     raw_rules = load_rule_file(file)
     with naming_file(file):
         stored = _store().submit(raw_rules, user)
     for rule in stored:
-        click.echo(f"submitted {rule.rule_id} version {rule.version} ({rule.stage}), awaiting approval")
+        click.echo(f"submitted {rule.rule_id} version {rule.version} ({rule.stage}) by {rule.submitted_by}, "
+                   "awaiting approval")
 
 
 @rules.command()
 @click.argument("rule_id")
-@click.option("--user", required=True)
-def approve(rule_id, user):
-    """Approve the latest version of RULE_ID (not by its own submitter)."""
-    v = _store().approve(rule_id, user)
-    click.echo(f"approved {rule_id} version {v.version} by {v.approved_by}")
+@identity_options
+def approve(rule_id, user, as_user_unverified):
+    """Approve the latest pending version of RULE_ID, a change or a retirement (not by its maker)."""
+    v = _store().approve(rule_id, acting_user(user, as_user_unverified))
+    verb = "retirement" if v.is_retirement else "version"
+    click.echo(f"approved {rule_id} {verb} {v.version} by {v.approved_by}")
 
 
 @rules.command()
 @click.argument("rule_id")
-@click.option("--user", required=True)
-def retire(rule_id, user):
-    """Retire RULE_ID (a new version; history is kept)."""
-    v = _store().retire(rule_id, user)
-    click.echo(f"retired {rule_id} as version {v.version}")
+@identity_options
+def retire(rule_id, user, as_user_unverified):
+    """Ask to retire RULE_ID: a new version that ends the rule once another person approves it."""
+    v = _store().retire(rule_id, acting_user(user, as_user_unverified))
+    click.echo(f"retirement of {rule_id} submitted as version {v.version} by {v.submitted_by}, awaiting approval; "
+               "the rule stays in force until then")
+
+
+@rules.command()
+def verify():
+    """Recompute the hash chain of the whole history; exit 1 naming the first broken event."""
+    store = _store()
+    count, head, problem = store.verify()
+    if problem:
+        click.echo(f"rule store {store.where()}: history broken at {problem}", err=True)
+        raise SystemExit(1)
+    click.echo(f"rule store {store.where()}: {count} events, chain intact"
+               + (f", head {head[:16]}" if head else ""))
+
+
+@rules.command("init-db")
+@click.option("--apply", "apply_", is_flag=True, help="apply it through REGCALC_RULES_DSN (a superuser or the owner)")
+def init_db(apply_):
+    """Print (or apply) the PostgreSQL set-up of the rule store: the roles regcalc_analyst (submit,
+    retire), regcalc_approver (approve, acknowledge) and regcalc_reader (the pipeline), the
+    append-only table, its views and SECURITY DEFINER functions."""
+    import os
+
+    from regcalc_resources.rule_store import PostgresRuleStore, postgres_setup_sql
+
+    if not apply_:
+        click.echo(postgres_setup_sql())
+        return
+    if not os.environ.get("REGCALC_RULES_DSN"):
+        raise RegcalcInputError("rules init-db --apply: set REGCALC_RULES_DSN to the store's PostgreSQL database")
+    PostgresRuleStore(dsn=os.environ["REGCALC_RULES_DSN"]).init_db()
+    click.echo("rule store set up: grant regcalc_analyst and/or regcalc_approver to people's login roles, "
+               "regcalc_reader to the pipeline's")
 
 
 @rules.command("list")
@@ -73,9 +131,12 @@ def history(rule_id):
     if not versions:
         raise RegcalcInputError(f"no rule {rule_id}")
     for v in versions:
-        line = f"v{v.version}  {v.status:<9}  by {v.submitted_by} at {v.submitted_at:%Y-%m-%d %H:%M:%S}"
+        unverified = " (unverified)"
+        line = (f"v{v.version}  {v.status:<18}  by {v.submitted_by}{unverified if v.unverified_maker else ''} "
+                f"at {v.submitted_at:%Y-%m-%d %H:%M:%S}")
         if v.approved_by:
-            line += f"; approved by {v.approved_by} at {v.approved_at:%Y-%m-%d %H:%M:%S}"
+            line += (f"; approved by {v.approved_by}{unverified if v.unverified_approver else ''} "
+                     f"at {v.approved_at:%Y-%m-%d %H:%M:%S}")
         click.echo(line)
 
 

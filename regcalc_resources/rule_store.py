@@ -1,267 +1,364 @@
-"""The governed rule store (adjustment-rules.md, Governance): append-only, four eyes, as-of queries.
+"""The governed rule store (adjustment-rules.md, Governance): append-only, hash-chained, four eyes,
+as-of queries. The vocabulary (events, the chain, versions, who may approve) is
+``regcalc_core.governance``; this module says where the events live and who the actor is.
 
-Every action is a row of ``rule_events`` (submit, approve, retire) carrying who, when, the rule
-version and its body; nothing is updated or deleted, so the full history stays queryable and
-the approved rule set at any past moment can be rebuilt. The same SQL runs on the embedded
-DuckDB file (``$REGCALC_HOME/rules.duckdb``) and on PostgreSQL in production.
+- **Embedded DuckDB file** (``$REGCALC_HOME/rules.duckdb``): the actor is the operating-system
+  account. A caller may name another user, and the event records that name as *unverified*: a
+  single-user file cannot enforce four eyes, and the history says so. The chain makes an edit of
+  the file visible; the checks are made here, in Python.
+- **PostgreSQL** (``REGCALC_RULES_DSN``, set up by ``regcalc rules init-db``): the actor is the
+  role the connection authenticated as (``session_user``). Every action is a SECURITY DEFINER
+  function that makes its own checks and computes the chain in SQL; the application roles have no
+  INSERT, UPDATE or DELETE on the table. A different ``user`` is refused.
+
+Every read of the rules verifies the whole chain first and refuses a broken one
+(``BrokenChainError``), so an EOD never runs on a history that was rewritten behind the store's
+back.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import getpass
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from importlib import resources
 
 import dagster as dg
 
+from regcalc_core.governance import (Acknowledgment, BrokenChainError, Event, GovernanceError, RuleVersion,
+                                     acknowledgment_refusal, acknowledgment_subject, acknowledgments_of,
+                                     approval_refusal, canonical_body, chain_break, chained, fold_versions,
+                                     in_force, normalize_identity, retirement_refusal, verified)
 from regcalc_core.rules import Rule, RuleValidationError, parse_rule
-from regcalc_core.errors import RegcalcInputError
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS rule_events (
-    rule_id    VARCHAR   NOT NULL,
-    version    INTEGER   NOT NULL,
-    action     VARCHAR   NOT NULL,
-    actor      VARCHAR   NOT NULL,
-    acted_at   TIMESTAMP NOT NULL,
-    body       VARCHAR   NOT NULL,
-    PRIMARY KEY (rule_id, version, action)
-)
-"""
+__all__ = ["RuleStore", "DuckDBRuleStore", "PostgresRuleStore", "GovernanceError", "BrokenChainError",
+           "RuleVersion", "Acknowledgment", "postgres_setup_sql"]
 
-
-class GovernanceError(RegcalcInputError, RuntimeError):
-    """An action the four-eyes and versioning rules do not allow (the command line prints it as
-    one line and exits with code 2)."""
-
-
-@dataclass(frozen=True)
-class RuleVersion:
-    rule_id: str
-    version: int
-    status: str  # submitted | approved | retired
-    submitted_by: str
-    submitted_at: dt.datetime
-    approved_by: str | None
-    approved_at: dt.datetime | None
-    body: dict
+COLUMNS = "seq, rule_id, version, action, actor, actor_verified, acted_at, body, prev_hash, hash"
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-class RuleStore(dg.ConfigurableResource):
-    """Interface over a DB-API connection; subclasses say how to connect and the parameter style."""
+def _events(rows) -> list[Event]:
+    return [Event(*row) for row in rows]
 
-    def _connect(self):  # pragma: no cover - interface
+
+def _parsed(raw_rules: list[dict]) -> list[tuple[Rule, dict]]:
+    """Every rule of a file validated (all or nothing), with the body that is stored."""
+    parsed = []
+    for raw in raw_rules:
+        body = {k: v for k, v in raw.items() if k not in ("version", "approval", "submitted_by")}
+        parsed.append((parse_rule(body), body))
+    ids = [r.rule_id for r, _ in parsed]
+    if len(ids) != len(set(ids)):
+        raise RuleValidationError(f"rule {sorted({i for i in ids if ids.count(i) > 1})[0]}: appears twice in the file")
+    return parsed
+
+
+class RuleStore(dg.ConfigurableResource):
+    """The store's interface; subclasses say where the events live and who is acting."""
+
+    # -- identity --------------------------------------------------------------------------
+    def identity(self) -> str:  # pragma: no cover - interface
+        """The authenticated identity of whoever uses this store."""
         raise NotImplementedError
 
-    def _sql(self, sql: str) -> str:
-        return sql
+    def _actor(self, user: str | None) -> tuple[str, bool]:
+        """(actor, verified): the authenticated identity, or a named user recorded as unverified
+        where the store allows it."""
+        me = normalize_identity(self.identity(), "authenticated identity")
+        if user is None:
+            return me, True
+        named = normalize_identity(user)
+        return (named, True) if named == me else self._unverified(named, me)
 
-    @contextmanager
-    def _tx(self):
-        con = self._connect()
-        try:
-            cur = con.cursor()
-            cur.execute(SCHEMA)
-            yield cur
-            con.commit()
-        except Exception:
-            con.rollback()
-            raise
-        finally:
-            con.close()
+    def _unverified(self, named: str, me: str) -> tuple[str, bool]:  # pragma: no cover - interface
+        raise NotImplementedError
 
-    def _events(self, cur, rule_id: str | None = None) -> list[tuple]:
-        sql = "SELECT rule_id, version, action, actor, acted_at, body FROM rule_events"
-        params: list = []
-        if rule_id is not None:
-            sql += " WHERE rule_id = ?"
-            params.append(rule_id)
-        cur.execute(self._sql(sql + " ORDER BY rule_id, version, acted_at"), params)
-        return cur.fetchall()
+    # -- storage (subclasses) ----------------------------------------------------------------
+    def _read(self) -> list[Event]:  # pragma: no cover - interface
+        """Every event in stored ``seq`` order, unchecked."""
+        raise NotImplementedError
 
-    def _append(self, cur, rule_id, version, action, actor, body, at=None):
-        self._append_many(cur, [(rule_id, version, action, actor, body)], at)
+    def where(self) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
 
-    def _append_many(self, cur, events: list[tuple], at=None, batch: int = 500):
-        """Insert events (rule_id, version, action, actor, body), all at one moment, as multi-row
-        INSERTs of up to ``batch`` rows (one statement per batch, not one per event)."""
-        at = at or _now()
-        for start in range(0, len(events), batch):
-            chunk = events[start:start + batch]
-            rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
-            params = [p for rule_id, version, action, actor, body in chunk
-                      for p in (rule_id, version, action, actor, at, json.dumps(body, default=str, sort_keys=True))]
-            cur.execute(self._sql(f"INSERT INTO rule_events (rule_id, version, action, actor, acted_at, body) VALUES {rows}"),
-                        params)
+    # -- actions ---------------------------------------------------------------------------
+    def submit(self, raw_rules: list[dict], user: str | None = None) -> list[Rule]:
+        """Validate every rule of a file, then store each as the next version of its rule, all or
+        nothing (one transaction)."""
+        parsed = _parsed(raw_rules)
+        actor, was_verified = self._actor(user)
+        versions = self._submit([(rule.rule_id, canonical_body(body)) for rule, body in parsed], actor, was_verified)
+        return [parse_rule({**body, "version": versions[rule.rule_id], "submitted_by": actor}) for rule, body in parsed]
 
-    def _latest_versions(self, cur) -> dict[str, int]:
-        """Every rule's latest version number, read in one query."""
-        cur.execute(self._sql("SELECT rule_id, max(version) FROM rule_events GROUP BY rule_id"))
-        return {rule_id: version for rule_id, version in cur.fetchall()}
+    def approve(self, rule_id: str, user: str | None = None) -> RuleVersion:
+        """Approve the latest pending version (a submission or a retirement); never by its maker."""
+        actor, was_verified = self._actor(user)
+        self._approve(rule_id, actor, was_verified)
+        return self.history(rule_id)[-1]
 
-    # -- actions -------------------------------------------------------------------------
-    def submit(self, raw_rules: list[dict], user: str) -> list[Rule]:
-        """Validate every rule of a file, then store each as a new version; all or nothing (one
-        transaction: the latest versions read once, the events inserted in batches)."""
-        if not user:
-            raise GovernanceError("a submission needs a user")
-        parsed = []
-        for raw in raw_rules:
-            body = {k: v for k, v in raw.items() if k not in ("version", "approval", "submitted_by")}
-            parsed.append((parse_rule(body), body))
-        ids = [r.rule_id for r, _ in parsed]
-        if len(ids) != len(set(ids)):
-            raise RuleValidationError(f"rule {sorted({i for i in ids if ids.count(i) > 1})[0]}: appears twice in the file")
-        with self._tx() as cur:
-            latest = self._latest_versions(cur)
-            stored = [dataclasses.replace(rule, version=latest.get(rule.rule_id, 0) + 1, submitted_by=user)
-                      for rule, _ in parsed]
-            self._append_many(cur, [(rule.rule_id, rule.version, "submit", user, body)
-                                    for rule, (_, body) in zip(stored, parsed)])
-        return stored
+    def retire(self, rule_id: str, user: str | None = None) -> RuleVersion:
+        """Ask to retire a rule: a new version that ends it once someone else approves it; until
+        then the rule stays in force."""
+        actor, was_verified = self._actor(user)
+        self._retire(rule_id, actor, was_verified)
+        return self.history(rule_id)[-1]
 
-    def approve(self, rule_id: str, user: str) -> RuleVersion:
-        """Approve the latest version; refused for its own submitter or if not awaiting approval."""
-        with self._tx() as cur:
-            versions = self._versions(cur, rule_id)
-            if not versions:
-                raise GovernanceError(f"rule {rule_id}: no such rule")
-            latest = versions[-1]
-            if latest.status != "submitted":
-                raise GovernanceError(f"rule {rule_id}: version {latest.version} is {latest.status}, not awaiting approval")
-            if latest.submitted_by == user:
-                raise GovernanceError(f"rule {rule_id}: {user} submitted version {latest.version} and cannot approve it")
-            self._append(cur, rule_id, latest.version, "approve", user, latest.body)
-            return self._versions(cur, rule_id)[-1]
+    def acknowledge(self, business_date: str, entity_id: str, rule_ids: list[str], body: dict,
+                    user: str | None = None) -> Acknowledgment:
+        """Record that an approver, who made none of ``rule_ids``, accepts the impact ``body`` of
+        those rules on one business date and entity (the circuit breaker then lets it publish)."""
+        actor, was_verified = self._actor(user)
+        subject = acknowledgment_subject(business_date, entity_id)
+        content = canonical_body({"business_date": business_date, "entity_id": entity_id,
+                                  "rule_ids": sorted(rule_ids), "impact": body})
+        self._acknowledge(subject, sorted(rule_ids), content, actor, was_verified)
+        return self.acknowledgments(business_date, entity_id)[-1]
 
-    def retire(self, rule_id: str, user: str) -> RuleVersion:
-        """Retire a rule: a new version that ends it from now on."""
-        with self._tx() as cur:
-            versions = self._versions(cur, rule_id)
-            if not versions:
-                raise GovernanceError(f"rule {rule_id}: no such rule")
-            if versions[-1].status == "retired":
-                raise GovernanceError(f"rule {rule_id}: already retired")
-            self._append(cur, rule_id, versions[-1].version + 1, "retire", user, versions[-1].body)
-            return self._versions(cur, rule_id)[-1]
+    # -- queries ---------------------------------------------------------------------------
+    def events(self) -> list[Event]:
+        """Every event, the chain verified first (BrokenChainError names the first broken one)."""
+        return verified(self._read(), self.where())
 
-    # -- queries -------------------------------------------------------------------------
-    def _versions(self, cur, rule_id: str, as_of: dt.datetime | None = None) -> list[RuleVersion]:
-        return _fold_versions(rule_id, self._events(cur, rule_id), as_of)
+    def verify(self) -> tuple[int, str | None, str | None]:
+        """(events, head hash, problem): the chain recomputed; ``problem`` names the first broken
+        event, None when the history is intact."""
+        events = self._read()
+        return len(events), events[-1].hash if events else None, chain_break(events)
 
     def history(self, rule_id: str) -> list[RuleVersion]:
-        with self._tx() as cur:
-            return self._versions(cur, rule_id)
+        """Every version of a rule, from the stored events as they are (not verified, so that a
+        broken history can still be examined)."""
+        return fold_versions(rule_id, [e for e in self._read() if e.rule_id == rule_id])
 
     def rule_ids(self) -> list[str]:
-        with self._tx() as cur:
-            return sorted({e[0] for e in self._events(cur)})
+        return sorted({e.rule_id for e in self.events() if e.action != "acknowledge"})
 
-    def _events_by_rule(self) -> dict[str, list[tuple]]:
-        """Every event, grouped by rule id (one query)."""
-        by_rule: dict[str, list[tuple]] = {}
-        with self._tx() as cur:
-            for event in self._events(cur):
-                by_rule.setdefault(event[0], []).append(event)
+    def _by_rule(self) -> dict[str, list[Event]]:
+        by_rule: dict[str, list[Event]] = {}
+        for e in self.events():
+            if e.action != "acknowledge":
+                by_rule.setdefault(e.rule_id, []).append(e)
         return by_rule
 
     def all_versions(self) -> list[RuleVersion]:
-        """Every version of every rule with its status, by rule and version (one query)."""
-        by_rule = self._events_by_rule()
-        return [v for rule_id in sorted(by_rule) for v in _fold_versions(rule_id, by_rule[rule_id])]
+        """Every version of every rule with its status, by rule and version."""
+        by_rule = self._by_rule()
+        return [v for rule_id in sorted(by_rule) for v in fold_versions(rule_id, by_rule[rule_id])]
 
     def approved_rules(self, as_of: dt.datetime | None = None) -> list[Rule]:
-        """The rules in force at ``as_of`` (default now, naive UTC like the stored moments): per
-        rule, its latest approved version, unless a later retirement happened by then. The
-        events are read in one query."""
-        by_rule = self._events_by_rule()
+        """The rules in force at ``as_of`` (default now, naive UTC like the stored moments), from a
+        verified chain: per rule, its latest approved version unless an approved retirement came
+        after it (``governance.in_force``)."""
+        by_rule = self._by_rule()
         rules = []
         for rule_id in sorted(by_rule):
-            versions = _fold_versions(rule_id, by_rule[rule_id], as_of)
-            if not versions or versions[-1].status == "retired":
-                continue
-            approved = [v for v in versions if v.status == "approved"]
-            if approved:
-                v = approved[-1]
+            v = in_force(fold_versions(rule_id, by_rule[rule_id], as_of))
+            if v is not None:
                 rules.append(parse_rule({**v.body, "version": v.version, "submitted_by": v.submitted_by,
                                          "approval": {"user": v.approved_by, "timestamp": v.approved_at.isoformat()}}))
         return rules
 
-
-def _fold_versions(rule_id: str, events: list[tuple], as_of: dt.datetime | None = None) -> list[RuleVersion]:
-    """A rule's versions (and the status of each) from its events in (version, acted_at) order,
-    counting only the events up to ``as_of`` when it is given."""
-    by_version: dict[int, dict] = {}
-    for _, version, action, actor, at, body in events:
-        if as_of is not None and at > as_of:
-            continue
-        v = by_version.setdefault(version, {"body": json.loads(body)})
-        v[action] = (actor, at)
-    out = []
-    for version, v in sorted(by_version.items()):
-        if "retire" in v:
-            status, (by, at) = "retired", v["retire"]
-            out.append(RuleVersion(rule_id, version, status, by, at, None, None, v["body"]))
-            continue
-        by, at = v["submit"]
-        approved = v.get("approve")
-        out.append(RuleVersion(rule_id, version, "approved" if approved else "submitted", by, at,
-                               approved[0] if approved else None, approved[1] if approved else None, v["body"]))
-    return out
+    def acknowledgments(self, business_date: str | None = None, entity_id: str | None = None) -> list[Acknowledgment]:
+        """The acknowledged impacts, oldest first, optionally for one date and/or entity."""
+        return [a for a in acknowledgments_of(self.events())
+                if (business_date is None or a.business_date == business_date)
+                and (entity_id is None or a.entity_id == entity_id)]
 
 
 class DuckDBRuleStore(RuleStore):
-    """Embedded store: a DuckDB file under $REGCALC_HOME."""
+    """Embedded store: a DuckDB file under $REGCALC_HOME. The actor is the OS account; a named
+    user is recorded as unverified. The checks and the chain are computed here."""
 
     path: str
 
-    def _connect(self):
+    def identity(self) -> str:
+        return getpass.getuser()
+
+    def _unverified(self, named: str, me: str) -> tuple[str, bool]:
+        return named, False
+
+    def where(self) -> str:
+        return self.path
+
+    @contextmanager
+    def _tx(self):
         from regcalc_resources.duckdb_files import connect
 
         con = connect(self.path)  # waits while another process holds the file ($REGCALC_LOCK_TIMEOUT)
-        con.execute("BEGIN TRANSACTION")
-        return _DuckDBTx(con)
-
-
-class _DuckDBTx:
-    """DB-API face of a DuckDB connection inside one explicit transaction."""
-
-    def __init__(self, con):
-        self._con = con
-
-    def cursor(self):
-        return self._con
-
-    def commit(self):
-        self._con.execute("COMMIT")
-
-    def rollback(self):
         try:
-            self._con.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - nothing to roll back
-            pass
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"""CREATE TABLE IF NOT EXISTS rule_events (
+                seq BIGINT PRIMARY KEY, rule_id VARCHAR NOT NULL, version INTEGER NOT NULL,
+                action VARCHAR NOT NULL, actor VARCHAR NOT NULL, actor_verified BOOLEAN NOT NULL,
+                acted_at TIMESTAMP NOT NULL, body VARCHAR NOT NULL, prev_hash VARCHAR NOT NULL,
+                hash VARCHAR NOT NULL)""")
+            columns = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                                 "WHERE table_name = 'rule_events' ORDER BY ordinal_position").fetchall()]
+            if "hash" not in columns:
+                raise GovernanceError(f"rule store {self.path} predates the hash-chained history; move it aside "
+                                      "and submit the rules again")
+            yield con
+            con.execute("COMMIT")
+        except Exception:
+            try:
+                con.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - nothing to roll back
+                pass
+            raise
+        finally:
+            con.close()
 
-    def close(self):
-        self._con.close()
+    def _read_in(self, con) -> list[Event]:
+        return _events(con.execute(f"SELECT {COLUMNS} FROM rule_events ORDER BY seq").fetchall())
+
+    def _read(self) -> list[Event]:
+        with self._tx() as con:
+            return self._read_in(con)
+
+    def _append(self, con, events: list[Event], new: list[tuple], batch: int = 500) -> None:
+        """Chain ``new`` (rule_id, version, action, actor, verified, body) after the verified
+        ``events`` and insert them in multi-row batches."""
+        at, last, rows = _now(), events[-1] if events else None, []
+        for rule_id, version, action, actor, was_verified, body in new:
+            last = chained(last, rule_id, version, action, actor, was_verified, at, body)
+            rows.append(last)
+        for start in range(0, len(rows), batch):
+            chunk = rows[start:start + batch]
+            con.execute(f"INSERT INTO rule_events ({COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
+                        [p for e in chunk for p in (e.seq, e.rule_id, e.version, e.action, e.actor, e.actor_verified,
+                                                     e.acted_at, e.body, e.prev_hash, e.hash)])
+
+    @contextmanager
+    def _checked(self):
+        """(connection, verified events) inside one transaction: nothing is appended to a broken chain."""
+        with self._tx() as con:
+            yield con, verified(self._read_in(con), self.path)
+
+    def _submit(self, items, actor, was_verified) -> dict[str, int]:
+        with self._checked() as (con, events):
+            latest: dict[str, int] = {}
+            for e in events:
+                latest[e.rule_id] = max(latest.get(e.rule_id, 0), e.version)
+            versions = {rule_id: latest.get(rule_id, 0) + 1 for rule_id, _ in items}
+            self._append(con, events, [(rule_id, versions[rule_id], "submit", actor, was_verified, body)
+                                       for rule_id, body in items])
+            return versions
+
+    def _approve(self, rule_id, actor, was_verified) -> None:
+        with self._checked() as (con, events):
+            versions = fold_versions(rule_id, events)
+            refusal = approval_refusal(rule_id, versions, actor)
+            if refusal:
+                raise GovernanceError(refusal)
+            latest = versions[-1]
+            self._append(con, events, [(rule_id, latest.version, "approve", actor, was_verified,
+                                        canonical_body(latest.body))])
+
+    def _retire(self, rule_id, actor, was_verified) -> None:
+        with self._checked() as (con, events):
+            versions = fold_versions(rule_id, events)
+            refusal = retirement_refusal(rule_id, versions)
+            if refusal:
+                raise GovernanceError(refusal)
+            latest = versions[-1]
+            self._append(con, events, [(rule_id, latest.version + 1, "retire", actor, was_verified,
+                                        canonical_body(latest.body))])
+
+    def _acknowledge(self, subject, rule_ids, content, actor, was_verified) -> None:
+        with self._checked() as (con, events):
+            refusal = acknowledgment_refusal(events, rule_ids, actor)
+            if refusal:
+                raise GovernanceError(refusal)
+            version = 1 + sum(1 for e in events if e.rule_id == subject)
+            self._append(con, events, [(subject, version, "acknowledge", actor, was_verified, content)])
+
+
+def postgres_setup_sql() -> str:
+    """The SQL that sets up the PostgreSQL store (roles, table, views, functions, grants)."""
+    return resources.files("regcalc_resources").joinpath("rule_store_postgres.sql").read_text()
 
 
 class PostgresRuleStore(RuleStore):
-    """Production store on PostgreSQL; the DSN comes from the environment (REGCALC_RULES_DSN)."""
+    """Production store on PostgreSQL (REGCALC_RULES_DSN), set up by ``regcalc rules init-db``.
+    Every action is one of the store's SECURITY DEFINER functions, which check four eyes and
+    chain the event in the database under the authenticated role (``session_user``)."""
 
     dsn: str
 
-    def _connect(self):
+    def where(self) -> str:
+        return "REGCALC_RULES_DSN"  # never the DSN itself: it may hold a password
+
+    @contextmanager
+    def _cursor(self):
         import psycopg
 
-        return psycopg.connect(self.dsn)
+        from regcalc_core.errors import RegcalcInputError
 
-    def _sql(self, sql: str) -> str:
-        from regcalc_resources.warehouse_postgres import to_pyformat
+        try:
+            con = psycopg.connect(self.dsn)
+        except psycopg.Error as exc:  # the driver's message may quote the DSN
+            raise RegcalcInputError(f"rule store {self.where()}: cannot connect ({type(exc).__name__})") from None
+        try:
+            with con:
+                yield con.cursor()
+        except psycopg.errors.UndefinedTable:
+            raise GovernanceError(f"rule store {self.where()} is not set up: run `regcalc rules init-db --apply` "
+                                  "as its owner") from None
+        except psycopg.errors.InvalidSchemaName:
+            raise GovernanceError(f"rule store {self.where()} is not set up: run `regcalc rules init-db --apply` "
+                                  "as its owner") from None
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.NoDataFound, psycopg.errors.DataException) as exc:
+            raise GovernanceError(exc.diag.message_primary or str(exc)) from None
+        finally:
+            con.close()
 
-        return to_pyformat(sql)
+    def identity(self) -> str:
+        with self._cursor() as cur:
+            cur.execute("SELECT session_user")
+            return cur.fetchone()[0]
+
+    def _unverified(self, named: str, me: str) -> tuple[str, bool]:
+        raise GovernanceError(f"the PostgreSQL rule store acts as the role you logged in as ({me}); "
+                              f"acting as {named} is refused")
+
+    def _read(self) -> list[Event]:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT {COLUMNS} FROM regcalc_rules.events ORDER BY seq")
+            return _events(cur.fetchall())
+
+    def _checked_call(self, cur) -> None:
+        """The functions append after the stored chain; refuse to extend a broken one."""
+        cur.execute(f"SELECT {COLUMNS} FROM regcalc_rules.events ORDER BY seq")
+        verified(_events(cur.fetchall()), self.where())
+
+    def _submit(self, items, actor, was_verified) -> dict[str, int]:
+        with self._cursor() as cur:
+            self._checked_call(cur)
+            cur.execute("SELECT submitted_rule_id, submitted_version FROM regcalc_rules.submit_rules(%s::jsonb)",
+                        [json.dumps([{"rule_id": rule_id, "body": body} for rule_id, body in items])])
+            return dict(cur.fetchall())
+
+    def _approve(self, rule_id, actor, was_verified) -> None:
+        with self._cursor() as cur:
+            self._checked_call(cur)
+            cur.execute("SELECT regcalc_rules.approve_rule(%s)", [rule_id])
+
+    def _retire(self, rule_id, actor, was_verified) -> None:
+        with self._cursor() as cur:
+            self._checked_call(cur)
+            cur.execute("SELECT regcalc_rules.retire_rule(%s)", [rule_id])
+
+    def _acknowledge(self, subject, rule_ids, content, actor, was_verified) -> None:
+        with self._cursor() as cur:
+            self._checked_call(cur)
+            cur.execute("SELECT regcalc_rules.acknowledge_impact(%s, %s, %s)", [subject, rule_ids, content])
+
+    def init_db(self) -> None:
+        """Apply the set-up SQL through this DSN (a superuser's or the database owner's)."""
+        with self._cursor() as cur:
+            cur.execute(postgres_setup_sql())

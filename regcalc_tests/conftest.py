@@ -76,6 +76,47 @@ def postgres_uri(tmp_path_factory):
     server.cleanup()
 
 
+def role_dsn(uri: str, role: str, database: str | None = None) -> str:
+    """The pgserver URI (``postgresql://postgres:@/postgres?host=...``) as another login role
+    and/or database (the local socket trusts its roles; the identity is still the role)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    return urlunsplit((parts.scheme, f"{role}:@", "/" + (database or parts.path.lstrip("/")), parts.query, ""))
+
+
+RULE_ANALYSTS = ("alice", "analyst_a", "analyst_b", "a", "carol")  # regcalc_analyst
+RULE_APPROVERS = ("bob", "carol", "analyst_a", "analyst_b", "risk_admin", "risk_head", "b")  # regcalc_approver
+
+
+@pytest.fixture()
+def rules_database(postgres_uri, request):
+    """A fresh PostgreSQL database set up by `regcalc rules init-db --apply` (as the superuser),
+    and ``dsn(role)``: the DSN of a login role there. alice is only regcalc_analyst, bob and the
+    risk_* roles only regcalc_approver, carol and the analyst_* roles both (so that the database's
+    own four-eyes check is what refuses them); ``mallory`` has no group, ``pipeline`` only reads."""
+    import re
+
+    import psycopg
+
+    from regcalc_resources.rule_store import PostgresRuleStore
+
+    name = "rules_" + re.sub(r"\W", "_", request.node.name.lower())[-40:]
+    with psycopg.connect(postgres_uri, autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        con.execute(f"CREATE DATABASE {name}")
+    PostgresRuleStore(dsn=role_dsn(postgres_uri, "postgres", name)).init_db()
+    with psycopg.connect(role_dsn(postgres_uri, "postgres", name), autocommit=True) as con:
+        for role in sorted(set(RULE_ANALYSTS + RULE_APPROVERS + ("mallory", "pipeline"))):
+            if not con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
+                con.execute(f"CREATE ROLE {role} LOGIN")
+        con.execute(f"GRANT regcalc_analyst TO {', '.join(RULE_ANALYSTS)}")
+        con.execute(f"GRANT regcalc_approver TO {', '.join(RULE_APPROVERS)}")
+        con.execute("GRANT regcalc_reader TO pipeline")
+        con.execute(f"GRANT CONNECT ON DATABASE {name} TO PUBLIC")
+    return lambda role: role_dsn(postgres_uri, role, name)
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """A real S3 API (moto's server) on a loopback port."""
@@ -212,3 +253,26 @@ def reporting_home(shared_dir) -> Path:
                 assert result.success, (day, result.error)
 
     return built_once(shared_dir, "reporting-home", build)
+
+
+@pytest.fixture(scope="session")
+def spark_connect(tmp_path_factory):
+    """A local Spark Connect server (the pyspark wheel's) on a free loopback port, for the whole
+    run, stopped at the end; its logs under ``<tmp>/server``. ``driver``: a directory the server
+    cannot see (an empty read-only mount over it, in the server's own mount namespace, where the
+    machine allows one: ``isolated``), for what stays on the driver; ``shared``: one both see, for
+    the storage root. A pyspark process holds either a Connect or a classic session, never both:
+    use the server from a subprocess (``regcalc eod``)."""
+    from types import SimpleNamespace
+
+    from regcalc_resources.spark_connect import start_local_connect_server
+
+    work = tmp_path_factory.mktemp("spark-connect")
+    driver, shared = work / "driver", work / "shared"
+    driver.mkdir()
+    shared.mkdir()
+    server = start_local_connect_server(work / "server", hidden=[driver])
+    try:
+        yield SimpleNamespace(url=server.url, driver=driver, shared=shared, isolated=server.isolated, log=server.log)
+    finally:
+        server.stop()

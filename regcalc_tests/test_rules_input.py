@@ -136,7 +136,7 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
-@pytest.mark.parametrize("command", [["submit", "--user", "analyst_a"], ["preview"]], ids=["submit", "preview"])
+@pytest.mark.parametrize("command", [["submit", "--as-user-unverified", "--user", "analyst_a"], ["preview"]], ids=["submit", "preview"])
 def test_a_bad_rule_file_is_one_line_naming_it_and_stores_nothing(home, tmp_path, name, command):
     content, fragments = BAD_FILES[name]
     path = tmp_path / name
@@ -149,7 +149,7 @@ def test_a_bad_rule_file_is_one_line_naming_it_and_stores_nothing(home, tmp_path
 def test_a_good_file_still_submits_and_dates_stay_dates(home, tmp_path, golden):
     path = tmp_path / "rules.yaml"
     path.write_text((golden / "rules.yaml").read_text())
-    code, out, err = invoke("rules", "submit", str(path), "--user", "analyst_a")
+    code, out, err = invoke("rules", "submit", str(path), "--as-user-unverified", "--user", "analyst_a")
     assert code == 0, err
     assert out.count("awaiting approval") == 3
     [version] = store_of(home).history("ADJ_2024_001")
@@ -160,8 +160,8 @@ def test_governance_refusals_are_one_line_with_exit_2(home, tmp_path):
     path = tmp_path / "rule.yaml"
     path.write_text("rule_id: TZ_1\nstage: aggregation\neffective_date: 2024-01-01\n"
                     "adjustments: [{field: amount, operation: multiply, value: 2}]\n")
-    assert invoke("rules", "submit", str(path), "--user", "analyst_a")[0] == 0
-    code, _, err = invoke("rules", "approve", "TZ_1", "--user", "analyst_a")
+    assert invoke("rules", "submit", str(path), "--as-user-unverified", "--user", "analyst_a")[0] == 0
+    code, _, err = invoke("rules", "approve", "TZ_1", "--as-user-unverified", "--user", "analyst_a")
     assert_one_line_error(code, err, "cannot approve")
     code, _, err = invoke("rules", "history", "NOPE")
     assert_one_line_error(code, err, "no rule NOPE")

@@ -15,6 +15,7 @@ from regcalc_assets.aggregation.logic import COMPONENTS, HQLA_COMPONENTS, contri
 from regcalc_core.citations import RULE_SEPARATOR, load_citations
 from regcalc_core.contract import ASSET_PRODUCTS, HQLA_LEVELS, LIABILITY_PRODUCTS, NO_COUNTERPARTY_PRODUCTS, PRODUCTS
 from regcalc_core.dataframes import frame_of_rows, functions_for
+from regcalc_core.governance import in_force
 from regcalc_core.factors import load_factor_tables
 from regcalc_core.star.build import StarSchema, build_aggregate, build_star, physical_design
 from regcalc_core.star.spec import StarSpec
@@ -175,14 +176,14 @@ def adjustment_rule_rows(session, versions: list):
     """One row per approved rule version in force from its effective date: a later version with
     an earlier or equal effective date supersedes it (adjustment-rules.md: the latest approved
     version applies). Submitter, approver and the effective and expiry dates; ``retired`` when
-    the rule was retired since."""
+    an approved retirement ended the rule since (a pending one does not)."""
     by_rule: dict[str, list] = {}
     for v in versions:
         by_rule.setdefault(v.rule_id, []).append(v)
     rows = []
     for rule_id, history in sorted(by_rule.items()):
-        retired = history[-1].status == "retired"
         approved = [v for v in history if v.status == "approved"]
+        retired = bool(approved) and in_force(history) is None  # an approved retirement came after them
         for v in approved:
             effective = dt.date.fromisoformat(str(v.body.get("effective_date")))
             if any(w.version > v.version and dt.date.fromisoformat(str(w.body.get("effective_date"))) <= effective

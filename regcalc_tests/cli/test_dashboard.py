@@ -133,15 +133,15 @@ def built(tmp_path_factory) -> SimpleNamespace:
     regcalc("generate", "--landing", str(landing), "--start-date", DATES[0], "--days", "3", "--entities", "2",
             "--positions", "300", "--bad-row-rate", "0.02", home=home)
     (root / "rules.yaml").write_text(RULES)
-    regcalc("rules", "submit", str(root / "rules.yaml"), "--user", "alice", home=home)
+    regcalc("rules", "submit", str(root / "rules.yaml"), "--as-user-unverified", "--user", "alice", home=home)
     for rule in ("DASH_AMOUNT", "DASH_RATES", "DASH_INFLOWS", "DASH_BUFFER"):
-        regcalc("rules", "approve", rule, "--user", "bob", home=home)
+        regcalc("rules", "approve", rule, "--as-user-unverified", "--user", "bob", home=home)
     for date in DATES:
         regcalc("eod", "--date", date, "--landing", str(landing), home=home,
                 env={**OFF, **({"REGCALC_LINEAGE": "off"} if date == FOCUS else {})})
     (root / "late.yaml").write_text(LATE_RULE)
-    regcalc("rules", "submit", str(root / "late.yaml"), "--user", "alice", home=home)
-    regcalc("rules", "approve", "DASH_LATE", "--user", "bob", home=home)
+    regcalc("rules", "submit", str(root / "late.yaml"), "--as-user-unverified", "--user", "alice", home=home)
+    regcalc("rules", "approve", "DASH_LATE", "--as-user-unverified", "--user", "bob", home=home)
     recalc = json.loads(regcalc("recalc", "--landing", str(landing), "--format", "json", home=home, env=OFF).stdout)
     out = root / "page" / "dashboard.html"
     printed = regcalc("dashboard", "--from", "2024-06-01", "--to", "2024-06-30", "--out", str(out), home=home).stdout

@@ -222,6 +222,7 @@ def test_rules_as_of_reproduces_what_was_reported(golden, regcalc_home, monkeypa
     reported_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat()
     time.sleep(0.05)
     store.retire("ADJ_2024_003", "risk_head")
+    store.approve("ADJ_2024_003", "risk_admin")  # a retirement takes effect once a second person approves it
     instance, warehouse = get_instance(), build_resources()["warehouse"]
     landing = str(golden / "landing")
 

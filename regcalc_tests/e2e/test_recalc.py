@@ -156,8 +156,9 @@ def test_recalc_recomputes_exactly_what_changed(tmp_path, monkeypatch):
     assert done == expected(FROM_AGGREGATION, DATES[:2], ENTITIES) | WHOLE
     assert len(result.run_ids) == 2, "one run per date, all entities together"
 
-    # 3. retiring the deal rule: back to its partition only
-    store.retire("LE002_LOANS", "approver")
+    # 3. retiring the deal rule (asked, then approved): back to its partition only
+    store.retire("LE002_LOANS", "analyst")
+    store.approve("LE002_LOANS", "approver")  # a retirement takes effect once a second person approves it
     _, done = recalc(instance, landing)
     assert done == expected(FROM_DEAL, ["2024-07-02"], ["LE_002"]) | WHOLE
 

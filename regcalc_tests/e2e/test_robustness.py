@@ -157,8 +157,8 @@ def test_a_non_finite_figure_fails_the_eod_and_reaches_no_warehouse(in_home, tmp
         "adjustments: [{field: hqla, operation: multiply, value: 1.0e+308}, {field: hqla, operation: multiply, value: 1.0e+308}]\n"
         "effective_date: 2024-01-01\n")
     runner = CliRunner()
-    assert runner.invoke(cli, ["rules", "submit", str(rules), "--user", "analyst_a"]).exit_code == 0
-    assert runner.invoke(cli, ["rules", "approve", "INF_1", "--user", "risk_admin"]).exit_code == 0
+    assert runner.invoke(cli, ["rules", "submit", str(rules), "--as-user-unverified", "--user", "analyst_a"]).exit_code == 0
+    assert runner.invoke(cli, ["rules", "approve", "INF_1", "--as-user-unverified", "--user", "risk_admin"]).exit_code == 0
     try:
         out = runner.invoke(cli, ["eod", "--date", DATE])
         assert out.exit_code == 1, out.output
@@ -167,7 +167,8 @@ def test_a_non_finite_figure_fails_the_eod_and_reaches_no_warehouse(in_home, tmp
         assert after == before, "nothing of the failed date reached the warehouse"
         assert all(r["hqla"] != float("inf") for r in after)
     finally:
-        assert runner.invoke(cli, ["rules", "retire", "INF_1", "--user", "analyst_a"]).exit_code == 0
+        assert runner.invoke(cli, ["rules", "retire", "INF_1", "--as-user-unverified", "--user", "analyst_a"]).exit_code == 0
+        assert runner.invoke(cli, ["rules", "approve", "INF_1", "--as-user-unverified", "--user", "risk_admin"]).exit_code == 0
 
 
 def test_invalid_entity_argument_registers_nothing(regcalc_home, golden):

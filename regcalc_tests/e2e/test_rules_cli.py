@@ -12,26 +12,33 @@ pytestmark = pytest.mark.slow
 def test_rules_lifecycle_through_the_cli(tmp_path, golden):
     home = tmp_path / "home"
     rules = str(golden / "rules.yaml")
-    out = regcalc("rules", "submit", rules, "--user", "analyst_a", home=home).stdout
+    out = regcalc("rules", "submit", rules, "--as-user-unverified", "--user", "analyst_a", home=home).stdout
     assert out.count("awaiting approval") == 3
-    refused = regcalc("rules", "approve", "ADJ_2024_001", "--user", "analyst_a", home=home, check=False)
+    refused = regcalc("rules", "approve", "ADJ_2024_001", "--as-user-unverified", "--user", "analyst_a", home=home, check=False)
     assert refused.returncode == 2 and "cannot approve" in refused.stderr
     for rule_id in ("ADJ_2024_001", "ADJ_2024_002"):
-        regcalc("rules", "approve", rule_id, "--user", "risk_admin", home=home)
+        regcalc("rules", "approve", rule_id, "--as-user-unverified", "--user", "risk_admin", home=home)
     listed = regcalc("rules", "list", home=home).stdout
     assert "ADJ_2024_001  v1  deal_enrichment" in listed and "ADJ_2024_002" in listed and "ADJ_2024_003" not in listed
-    regcalc("rules", "retire", "ADJ_2024_002", "--user", "risk_head", home=home)
+    asked = regcalc("rules", "retire", "ADJ_2024_002", "--as-user-unverified", "--user", "risk_head", home=home).stdout
+    assert "awaiting approval" in asked and "stays in force" in asked
+    assert "ADJ_2024_002" in regcalc("rules", "list", home=home).stdout, "a retirement takes a second person"
+    own = regcalc("rules", "approve", "ADJ_2024_002", "--as-user-unverified", "--user", "risk_head", home=home, check=False)
+    assert own.returncode == 2 and "risk_head retired version 2 and cannot approve it" in own.stderr
+    regcalc("rules", "approve", "ADJ_2024_002", "--as-user-unverified", "--user", "risk_admin", home=home)
     assert "ADJ_2024_002" not in regcalc("rules", "list", home=home).stdout
     history = regcalc("rules", "history", "ADJ_2024_002", home=home).stdout.splitlines()
-    assert history[0].startswith("v1  approved   by analyst_a") and "approved by risk_admin" in history[0]
-    assert history[1].startswith("v2  retired    by risk_head")
+    assert history[0].startswith("v1  approved            by analyst_a (unverified)"), history
+    assert "approved by risk_admin (unverified)" in history[0]
+    assert history[1].startswith("v2  retired             by risk_head (unverified)")
+    assert "events, chain intact" in regcalc("rules", "verify", home=home).stdout
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("- rule_id: NEW_1\n  stage: aggregation\n  effective_date: 2024-01-01\n"
                    "  adjustments: [{field: amount, operation: multiply, value: 2}]\n"
                    "- rule_id: NEW_2\n  stage: final_calc\n  effective_date: 2024-05-01\n  expiry_date: 2024-04-01\n"
                    "  adjustments: [{field: hqla, operation: multiply, value: 2}]\n")
-    rejected = regcalc("rules", "submit", str(bad), "--user", "analyst_a", home=home, check=False)
+    rejected = regcalc("rules", "submit", str(bad), "--as-user-unverified", "--user", "analyst_a", home=home, check=False)
     assert rejected.returncode == 2 and "rule NEW_2: expiry_date 2024-04-01 is before effective_date" in rejected.stderr
     assert regcalc("rules", "history", "NEW_1", home=home, check=False).returncode == 2, "nothing of the file is stored"
 
@@ -89,7 +96,7 @@ def test_preview_shows_matches_and_figures_before_approval_and_writes_nothing(tm
     only_final = tmp_path / "final.yaml"
     only_final.write_text((golden / "rules.yaml").read_text().split("- rule_id: ADJ_2024_003")[0].split("# One")[0]
                           + "- rule_id: ADJ_2024_003" + (golden / "rules.yaml").read_text().split("- rule_id: ADJ_2024_003")[1])
-    regcalc("rules", "submit", str(only_final), "--user", "analyst_a", home=home)
+    regcalc("rules", "submit", str(only_final), "--as-user-unverified", "--user", "analyst_a", home=home)
     resources, store = build_resources(), build_rule_store()
     stages, engine = resources["stages"], resources["engine"]
     [row] = preview(stages, engine, store, "ADJ_2024_003", ["2024-06-28"])

@@ -54,8 +54,8 @@ def test_adj_2024_001_as_written_in_the_spec_respects_its_window(tmp_path, golde
     golden_landing_on(golden, landing, dates)
     rule_file = tmp_path / "adj_2024_001.yaml"
     rule_file.write_text(spec_example_rule())
-    regcalc("rules", "submit", str(rule_file), "--user", "analyst_a", home=home)
-    regcalc("rules", "approve", "ADJ_2024_001", "--user", "risk_admin", home=home)
+    regcalc("rules", "submit", str(rule_file), "--as-user-unverified", "--user", "analyst_a", home=home)
+    regcalc("rules", "approve", "ADJ_2024_001", "--as-user-unverified", "--user", "risk_admin", home=home)
     instance, warehouse = get_instance(), build_resources()["warehouse"]
     for date in dates:
         assert run_eod(instance, date, str(landing)).success
