@@ -161,7 +161,9 @@ def _position_row(stages, engine, date: str, entity: str, position: str) -> dict
     path = stages.read_dir("adjusted_positions", date, entity)
     if path is None:
         raise ExplainError(f"no stored positions for {entity} on {date}: run `regcalc eod --date {date}` first")
-    df = engine.read_parquet([str(path)])
+    from regcalc_resources.storage import read_stage
+
+    df = read_stage(engine, stages, "adjusted_positions", [(date, entity)])  # where a remote engine sees it too
     system, _, pid = position.rpartition("/")
     F, _ = functions_for(df)
     cond = F.col("position_id") == F.lit(pid)

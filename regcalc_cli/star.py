@@ -95,6 +95,11 @@ def build(spec_path, out, fmt):
 
     spec = StarSpec.from_yaml(spec_path)
     engine = build_engine()  # plain configuration: no Dagster resource context needed
+    if engine.remote:
+        from regcalc_core.errors import RegcalcInputError
+
+        raise RegcalcInputError("regcalc star build reads and writes files on this machine, which a Spark Connect "
+                                "cluster cannot see: run it without REGCALC_SPARK_REMOTE")
     star_schema = build_star(spec, _inputs(engine, spec))
     unknown = star_schema.unknown_members()
     physical = star_schema.physical()

@@ -14,19 +14,39 @@ __all__ = ["ComputeEngine", "DuckDBEngine", "SparkEngine", "LandingZone", "Parti
            "Warehouse", "DuckDBWarehouse", "build_resources"]
 
 
-def build_engine() -> ComputeEngine:
-    """REGCALC_ENGINE=duckdb (default) or spark; REGCALC_SPARK_REMOTE selects Spark Connect."""
+def build_engine(storage=None) -> ComputeEngine:
+    """REGCALC_ENGINE=duckdb (default) or spark; REGCALC_SPARK_REMOTE selects Spark Connect, which
+    reads and writes only under ``storage``'s root (the stage store: ``build_resources`` passes it)."""
     import os
 
     if settings.engine_name() == "spark":
         conf = {}
         if os.environ.get("REGCALC_SPARK_REMOTE"):
             conf["spark.remote"] = os.environ["REGCALC_SPARK_REMOTE"]
+            _check_remote_storage(conf["spark.remote"])
         if os.environ.get("REGCALC_SPARK_MASTER"):
             conf["spark.master"] = os.environ["REGCALC_SPARK_MASTER"]
-        return SparkEngine(spark_conf=conf)
+        return SparkEngine(spark_conf=conf, storage=storage)
     return DuckDBEngine(memory_limit=settings.duckdb_memory_limit(),
                         spill_dir=str(settings.regcalc_home() / "duckdb-spill"))
+
+
+def _check_remote_storage(remote: str) -> None:
+    """Refuse a Spark Connect server on another machine with a local stage storage root that the
+    cluster is not said to see (REGCALC_SPARK_STORAGE_ROOT): it would read and write paths of this
+    machine's disk that do not exist there."""
+    import os
+    from urllib.parse import urlparse
+
+    from regcalc_core.errors import RegcalcInputError
+
+    host = urlparse(remote.replace("sc://", "http://", 1)).hostname or ""
+    if (host not in ("localhost", "127.0.0.1", "::1") and "://" not in settings.storage_root()
+            and not os.environ.get("REGCALC_SPARK_STORAGE_ROOT")):
+        raise RegcalcInputError(
+            f"REGCALC_SPARK_REMOTE={remote} is a Spark Connect server on another machine, which cannot see this "
+            f"machine's stage storage ({settings.storage_root()}): set REGCALC_STORAGE_ROOT to s3://bucket/prefix, "
+            "or REGCALC_SPARK_STORAGE_ROOT to where the cluster mounts that directory")
 
 
 def build_rule_store():
@@ -53,7 +73,7 @@ def build_stage_store():
     settings.check_shared_state()
     root = settings.storage_root()
     if not root.startswith("s3://"):
-        return LocalStageStore(root=root)
+        return LocalStageStore(root=root, engine_root=settings.spark_storage_root(root))
     from dagster_aws.s3 import S3Resource
 
     from regcalc_resources.stage_store_s3 import S3StageStore
@@ -61,8 +81,9 @@ def build_stage_store():
     bucket, _, prefix = root[len("s3://"):].partition("/")
     s3 = S3Resource(endpoint_url=os.environ.get("REGCALC_S3_ENDPOINT_URL") or None,
                     region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None)
-    return S3StageStore(s3=s3, bucket=bucket, prefix=prefix or "regcalc/stages",
-                        cache_dir=str(settings.regcalc_home() / "s3-cache"))
+    prefix = prefix.strip("/") or "regcalc/stages"
+    return S3StageStore(s3=s3, bucket=bucket, prefix=prefix, cache_dir=str(settings.regcalc_home() / "s3-cache"),
+                        engine_root=settings.spark_storage_root(f"s3://{bucket}/{prefix}"))
 
 
 def build_warehouse() -> Warehouse:
@@ -86,8 +107,8 @@ def build_resources() -> dict:
     """Every resource the assets use, configured from the environment (called once, by Definitions)."""
     from regcalc_resources.openlineage import build_lineage_sink
 
-    engine = build_engine()
     stages = build_stage_store()
+    engine = build_engine(storage=stages)
     return {
         "engine": engine,
         "stages": stages,

@@ -3,7 +3,9 @@
 Every transformation in ``regcalc_assets`` is written once against the PySpark DataFrame API.
 ``DuckDBEngine`` runs it on sqlframe's DuckDB session (embedded default, no JVM);
 ``SparkEngine`` runs it on real Spark through dagster-pyspark (local mode, a cluster, or Spark
-Connect with ``spark.remote``). Only file I/O differs per engine, and it lives here.
+Connect with ``spark.remote``). Only file I/O differs per engine, and it lives here. A remote
+engine (Spark Connect) is given only paths under the stage store's root, as the cluster names
+them: it never sees this process's disk (``remote``, ``SparkEngine.storage``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from regcalc_resources.stage_store import StageStore
+
 _SESSIONS: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
 
 
 class ComputeEngine(dg.ConfigurableResource):
     """Interface: a PySpark-API session plus the engine-specific Parquet/CSV I/O."""
+
+    @property
+    def remote(self) -> bool:
+        """Whether the engine runs outside this process and its machine (Spark Connect): it is then
+        given only paths under the stage store's root, as the cluster names them."""
+        return False
 
     def session(self):  # pragma: no cover - interface
         raise NotImplementedError
@@ -244,27 +254,45 @@ class DuckDBEngine(ComputeEngine):
 
 
 class SparkEngine(ComputeEngine):
-    """Real Spark through dagster-pyspark: ``local[*]`` here, a cluster or Spark Connect at bank scale."""
+    """Real Spark through dagster-pyspark: ``local[*]`` here, a cluster or Spark Connect at bank scale.
+
+    Over Spark Connect (``spark.remote``) the cluster shares no disk with this process: it reads
+    and writes only under ``storage``'s root (the stage store, ``s3a://`` in production), where
+    the IO manager stages its writes and the landing files are copied before they are read.
+    ``checkpoint`` keeps its result on the cluster and ``from_arrow`` sends the rows over gRPC."""
 
     spark_conf: dict[str, str] = Field(
         default_factory=dict,
         description="Spark configuration, e.g. {'spark.master': 'k8s://...'} or {'spark.remote': 'sc://host:15002'}",
     )
+    storage: StageStore | None = Field(
+        default=None, description="the stage store whose root a remote session reads and writes (required over Connect)")
+
+    @property
+    def remote(self) -> bool:
+        return "spark.remote" in self.spark_conf
 
     def _conf(self) -> dict[str, str]:
         conf = {
-            "spark.app.name": "regcalc",
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.shuffle.partitions": "8",
-            "spark.ui.enabled": "false",
             "spark.sql.parquet.compression.codec": "zstd",
             "spark.sql.sources.partitionOverwriteMode": "static",
         }
-        if "spark.remote" not in self.spark_conf:
-            conf["spark.master"] = "local[*]"
-            conf["spark.driver.memory"] = "4g"
+        if not self.remote:  # a Connect server's own static settings (its UI, memory) are the cluster's
+            conf |= {"spark.app.name": "regcalc", "spark.ui.enabled": "false", "spark.master": "local[*]",
+                     "spark.driver.memory": "4g"}
         conf.update(self.spark_conf)
         return conf
+
+    def _shared(self, path: str) -> str:
+        """A local file as the engine reads it: itself in this process, else a copy under the store's root."""
+        if not self.remote:
+            return path
+        if self.storage is None:
+            raise RuntimeError("a remote Spark session (spark.remote) reads and writes only through the stage "
+                               "store's root: build the engine with storage= (regcalc_resources.build_resources)")
+        return self.storage.share_file(path)
 
     def session(self):
         def build():
@@ -286,10 +314,10 @@ class SparkEngine(ComputeEngine):
                 .option("emptyValue", None)
                 .option("nullValue", "")
                 .option("multiLine", True)  # a quoted value may hold a line break (RFC 4180)
-                .csv(path)
+                .csv(self._shared(path))
             )
         else:
-            df = spark.read.parquet(path)
+            df = spark.read.parquet(self._shared(path))
         df = df.select(*[F.col(c).cast("string").alias(c) for c in columns])
         order = Window.orderBy(F.monotonically_increasing_id())
         return df.withColumn("source_row", F.row_number().over(order).cast("bigint"))

@@ -18,6 +18,22 @@ def storage_root() -> str:
     return os.environ.get("REGCALC_STORAGE_ROOT") or str(regcalc_home() / "storage")
 
 
+def spark_storage_root(store_root: str) -> str:
+    """The stage storage root as a remote Spark (Spark Connect, ``REGCALC_SPARK_REMOTE``) sees it,
+    for the store whose own root is ``store_root`` (``s3://bucket/prefix`` or a local directory):
+    ``$REGCALC_SPARK_STORAGE_ROOT`` if set, else ``s3a://bucket/prefix`` for ``s3://bucket/prefix``
+    (Hadoop's S3A connector, which open-source Spark on Kubernetes uses; set the variable for a
+    platform whose ``s3://`` is its own connector, such as EMR) and ``file://<the same path>`` for
+    a local directory (a volume the driver and the cluster mount at the same path). Every path a
+    remote session reads or writes is under it: the cluster never sees the driver's disk."""
+    configured = os.environ.get("REGCALC_SPARK_STORAGE_ROOT", "").strip()
+    if configured:
+        return configured.rstrip("/")
+    if store_root.startswith("s3://"):
+        return "s3a://" + store_root[len("s3://"):].rstrip("/")
+    return "file://" + os.path.abspath(store_root).rstrip("/")
+
+
 def warehouse_path() -> str:
     return os.environ.get("REGCALC_WAREHOUSE_PATH") or str(regcalc_home() / "warehouse.duckdb")
 

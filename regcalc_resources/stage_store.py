@@ -10,8 +10,14 @@ Both stores publish a partition in two steps: the new Parquet files go to an imm
   keyed by the version id, so a version is fetched once.
 
 A crash before the swap leaves only an orphaned version, removed later; the previous partition
-stays visible and whole. The engine always writes to a local staging directory first
+stays visible and whole. An engine in this process writes to a local staging directory first
 (``staging_root``): DuckDB cannot write to S3 without an extension downloaded at run time.
+
+A remote engine (Spark Connect) never sees this process's disk: it reads and writes only under
+the store's root, as the cluster names it (``engine_root``: ``s3a://`` for an ``s3://`` store,
+``settings.spark_storage_root``). ``staging(asset, remote=True)`` gives it a staging area under
+the root, ``engine_paths`` the stored partitions, and ``share_file`` a copy of a landing file
+under ``<root>/.shared/``.
 """
 
 from __future__ import annotations
@@ -78,11 +84,90 @@ class UnsafeStoragePathError(RuntimeError):
     """A path the store would touch lies outside its root, or is a link the store did not make."""
 
 
+SHARED = ".shared"  # landing files copied under the root for a remote engine (never an asset name)
+
+
+class Staging:
+    """One write's staging area. The engine writes under ``uri`` (as the engine names it); the
+    store then lists the partition directories it wrote, completes the empty ones, counts rows from
+    the Parquet footers and publishes each partition; ``discard`` removes what is left. ``sub`` is a
+    path relative to the staging area (``_part_date=D/_part_entity=N``, ``table``)."""
+
+    uri: str
+
+    def uri_of(self, sub: str) -> str:
+        return f"{self.uri}/{sub}"
+
+    def written(self, date_dir: str, entity_dir: str) -> set[tuple[str, str]]:
+        """The (date value, entity value) of every ``<date_dir>=*/<entity_dir>=*`` directory written."""
+        raise NotImplementedError
+
+    def rows(self, sub: str) -> int:
+        raise NotImplementedError
+
+    def fill_empty(self, template: str, subs: list[str]) -> None:
+        """Copy the first Parquet file under ``template`` (a zero-row file with the stage's schema)
+        into each of ``subs``, then remove ``template``."""
+        raise NotImplementedError
+
+    def publish(self, date: str, entity: str, sub: str) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        raise NotImplementedError
+
+
+class LocalStaging(Staging):
+    """A staging directory this process sees: under the local store's root (where a remote engine
+    also writes it, through ``uri``), or the S3 store's cache for an engine in this process."""
+
+    def __init__(self, store: "StageStore", asset: str, path: Path, uri: str):
+        self.store, self.asset, self.path, self.uri = store, asset, path, uri
+
+    def written(self, date_dir, entity_dir):
+        return {(d.parent.name.split("=", 1)[1], d.name.split("=", 1)[1])
+                for d in self.path.glob(f"{date_dir}=*/{entity_dir}=*") if d.is_dir()}
+
+    def rows(self, sub):
+        return count_rows(self.path / sub)
+
+    def fill_empty(self, template, subs):
+        file = sorted((self.path / template).glob("*.parquet"))[0]
+        for sub in subs:
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, self.path / sub / "part-empty.parquet")
+        shutil.rmtree(self.path / template, ignore_errors=True)
+
+    def publish(self, date, entity, sub):
+        self.store.publish(self.asset, date, entity, self.path / sub)
+
+    def discard(self):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
 class StageStore(dg.ConfigurableResource):
     """Interface: publish a staged partition atomically; give a local directory to read one."""
 
     def staging_root(self, asset: str) -> Path:
         raise NotImplementedError
+
+    def staging(self, asset: str, remote: bool = False) -> Staging:
+        """Where one write of ``asset`` is staged: a local directory for an engine in this process;
+        under the store's root, as the cluster names it, for a remote one (``remote``)."""
+        path = self.staging_root(asset)
+        if remote:
+            raise NotImplementedError(f"{type(self).__name__} cannot stage writes for a remote engine")
+        return LocalStaging(self, asset, path, str(path))
+
+    def engine_paths(self, asset: str, pairs: list[tuple[str, str]]) -> list[str]:
+        """The stored partitions ``pairs`` as a remote engine names them (under ``engine_root``),
+        never through this process's disk; a partition never written is an error naming it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot serve a remote engine")
+
+    def share_file(self, path: str) -> str:
+        """A local file (a landing file) copied once per version under ``<root>/.shared/``, as a
+        remote engine names it; older versions of the same file are removed."""
+        raise NotImplementedError(f"{type(self).__name__} cannot serve a remote engine")
 
     def publish(self, asset: str, date: str, entity: str, staged: Path) -> None:
         raise NotImplementedError
@@ -149,10 +234,58 @@ def count_rows(directory: Path) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(directory.glob("*.parquet")))
 
 
+def shared_name(path: str) -> tuple[str, str]:
+    """(file, version) directory names of a local file under ``.shared/``: a digest of its path,
+    and one of its size and modification time (a re-delivered file is a new version)."""
+    import hashlib
+
+    stat = os.stat(path)
+    return (hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:24],
+            hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16])
+
+
 class LocalStageStore(StageStore):
-    """``<root>/<asset>/business_date=D/entity_id=E`` is a symlink to an immutable version directory."""
+    """``<root>/<asset>/business_date=D/entity_id=E`` is a symlink to an immutable version directory.
+
+    A remote engine sees the root too when it is a volume the cluster mounts (``engine_root``: the
+    root as the cluster names it, by default ``file://`` and the same path)."""
 
     root: str
+    engine_root: str | None = None
+
+    def engine_uri(self, path: Path) -> str:
+        """``path`` (under the root; links resolved) as a remote engine names it."""
+        real, base = os.path.realpath(path), os.path.realpath(self.root)
+        if real != base and not real.startswith(base + os.sep):
+            raise UnsafeStoragePathError(f"refusing {path}: a remote engine sees only the stage store {self.root}")
+        root = (self.engine_root or "file://" + os.path.abspath(self.root)).rstrip("/")
+        relative = os.path.relpath(real, base)
+        return root if relative == "." else f"{root}/{relative}"
+
+    def staging(self, asset, remote=False):
+        path = self.staging_root(asset)
+        return LocalStaging(self, asset, path, self.engine_uri(path) if remote else str(path))
+
+    def engine_paths(self, asset, pairs):
+        # the version a partition points at now, so a later swap cannot change what is read
+        return [self.engine_uri(Path(os.path.realpath(path))) for path in self.partition_dirs(asset, pairs)]
+
+    def share_file(self, path):
+        name, version = shared_name(path)
+        folder = Path(self.root) / SHARED / name
+        target = folder / version / os.path.basename(path)
+        if not target.exists():
+            partial = folder / f".{version}.{uuid.uuid4().hex}.part"
+            partial.mkdir(parents=True)
+            shutil.copyfile(path, partial / target.name)
+            try:
+                os.rename(partial, target.parent)
+            except OSError:  # another process shared the same version first
+                shutil.rmtree(partial, ignore_errors=True)
+        for old in folder.iterdir():  # superseded deliveries of the same file, a crashed copy
+            if old.name != version and (not old.name.startswith(".") or old.stat().st_mtime < time.time() - 6 * 3600):
+                shutil.rmtree(old, ignore_errors=True)
+        return self.engine_uri(target)
 
     def asset_dir(self, asset: str) -> Path:
         return Path(self.root) / asset

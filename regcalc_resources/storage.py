@@ -1,21 +1,21 @@
 """Stage storage: Parquet per asset and (business date, entity) partition, replaced atomically.
 
-The IO manager writes a run's partitions with the engine into a local staging directory, then
-publishes each partition to the stage store (``stage_store.py``: the local disk or S3), which
-swaps it in with one atomic operation: a reader sees the old partition or the new one, never a
-half-written one, and a crash leaves the previous version visible and whole.
+The IO manager writes a run's partitions with the engine into a staging area of the stage store
+(``stage_store.py``: the local disk or S3), then publishes each partition, which the store swaps in
+with one atomic operation: a reader sees the old partition or the new one, never a half-written
+one, and a crash leaves the previous version visible and whole. For an engine in this process the
+staging area is a local directory; for a remote one (Spark Connect) it is under the store's root,
+as the cluster names it, and the engine reads the stored partitions there too.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import dagster as dg
 
 from regcalc_resources.engine import ComputeEngine
-from regcalc_resources.stage_store import WHOLE_DATE, WHOLE_TABLE, StageStore, count_rows, pair_of_key
+from regcalc_resources.stage_store import WHOLE_DATE, WHOLE_TABLE, StageStore, pair_of_key
 
 PART_DATE, PART_ENTITY = "_part_date", "_part_entity"
 
@@ -27,7 +27,10 @@ def partition_pairs(context) -> list[tuple[str, str]]:
 
 
 def read_stage(engine: ComputeEngine, store: StageStore, asset: str, pairs: list[tuple[str, str]]):
-    """The stored partitions ``pairs`` of ``asset`` as one DataFrame (a missing one is an error naming it)."""
+    """The stored partitions ``pairs`` of ``asset`` as one DataFrame (a missing one is an error
+    naming it); a remote engine reads them where the store keeps them, as the cluster names it."""
+    if engine.remote:
+        return engine.read_parquet(store.engine_paths(asset, pairs))
     return engine.read_parquet([str(p) for p in store.partition_dirs(asset, pairs)])
 
 
@@ -54,21 +57,22 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         pairs = partition_pairs(context)
         started = time.perf_counter()
         self.store.collect_garbage(asset)
-        staging = self.store.staging_root(asset)
+        staging = self.store.staging(asset, remote=self.engine.remote)
         whole_date = all(entity == WHOLE_DATE for _, entity in pairs)
         index = None if whole_date else {e: n for n, e in enumerate(sorted({e for _, e in pairs}))}
         try:
-            self.engine.write_partitioned(df, str(staging), PART_DATE, PART_ENTITY, index)
+            self.engine.write_partitioned(df, staging.uri, PART_DATE, PART_ENTITY, index)
             expected = {(date, 0 if index is None else index[entity]): (date, entity) for date, entity in pairs}
-            _refuse_unexpected(asset, staging, expected, index)
-            written = {pair: staging / f"{PART_DATE}={date}" / f"{PART_ENTITY}={number}"
-                       for (date, number), pair in expected.items()}
-            _fill_empty(self.engine, df, staging, [path for path in written.values() if not path.exists()])
-            rows = {pair: count_rows(path) for pair, path in written.items()}
-            for (date, entity), path in sorted(written.items()):
-                self.store.publish(asset, date, entity, path)
+            found = staging.written(PART_DATE, PART_ENTITY)
+            _refuse_unexpected(asset, found, expected, index)
+            written = {pair: f"{PART_DATE}={date}/{PART_ENTITY}={number}" for (date, number), pair in expected.items()}
+            _fill_empty(self.engine, df, staging, [written[pair] for (date, number), pair in expected.items()
+                                                   if (date, str(number)) not in found])
+            rows = {pair: staging.rows(sub) for pair, sub in written.items()}
+            for (date, entity), sub in sorted(written.items()):
+                staging.publish(date, entity, sub)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            staging.discard()
         seconds = time.perf_counter() - started
         total = sum(rows.values())
         context.add_output_metadata(
@@ -87,13 +91,13 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         """An unpartitioned asset: the whole table, one sorted file, swapped in atomically."""
         started = time.perf_counter()
         self.store.collect_garbage(asset)
-        staging = self.store.staging_root(asset)
+        staging = self.store.staging(asset, remote=self.engine.remote)
         try:
-            self.engine.write_table(df, str(staging / "table"))
-            rows = count_rows(staging / "table")
-            self.store.publish(asset, WHOLE_TABLE, WHOLE_DATE, staging / "table")
+            self.engine.write_table(df, staging.uri_of("table"))
+            rows = staging.rows("table")
+            staging.publish(WHOLE_TABLE, WHOLE_DATE, "table")
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            staging.discard()
         context.add_output_metadata({"row_count": dg.MetadataValue.int(rows),
                                      "write_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
                                      "path": dg.MetadataValue.path(self.store.location(asset))})
@@ -105,30 +109,23 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         return read_stage(self.engine, self.store, asset, partition_pairs(context))
 
 
-def _fill_empty(engine, df, staging: Path, missing: list[Path]) -> None:
+def _fill_empty(engine, df, staging, missing: list[str]) -> None:
     """A zero-row file with the stage's schema in each partition that got no rows: written once
     by the engine (planning the stage again costs seconds on a deep one), then copied."""
     if not missing:
         return
-    template = staging / "_empty"
-    engine.write_empty(df, str(template))
-    file = sorted(template.glob("*.parquet"))[0]
-    for path in missing:
-        path.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file, path / "part-empty.parquet")
-    shutil.rmtree(template, ignore_errors=True)
+    engine.write_empty(df, staging.uri_of("_empty"))
+    staging.fill_empty("_empty", missing)
 
 
 class PartitionMismatchError(RuntimeError):
     """A stage wrote rows outside the partitions its run covers: they would be lost, so nothing is published."""
 
 
-def _refuse_unexpected(asset: str, staging: Path, expected: dict, index: dict | None) -> None:
-    """Fail, naming them, if the engine wrote partition directories the run does not cover
-    (rows of another date or entity, or a null key): publishing the rest would lose them."""
+def _refuse_unexpected(asset: str, found: set[tuple[str, str]], expected: dict, index: dict | None) -> None:
+    """Fail, naming them, if the engine wrote partition directories (``found``) the run does not
+    cover (rows of another date or entity, or a null key): publishing the rest would lose them."""
     names = {v: k for k, v in (index or {}).items()}
-    found = {(d.parent.name.split("=", 1)[1], d.name.split("=", 1)[1])
-             for d in staging.glob(f"{PART_DATE}=*/{PART_ENTITY}=*") if d.is_dir()}
     stray = sorted(f for f in found if (f[0], _int(f[1])) not in expected)
     if stray:
         shown = ", ".join(f"{d}|{names.get(_int(n), 'entity outside the run' if n == '-1' else n)}" for d, n in stray[:10])
