@@ -17,6 +17,11 @@ from pathlib import Path
 from regcalc_core.errors import RegcalcInputError
 from regcalc_resources.settings import regcalc_home
 
+# the UI's first-run "Join the Dagster community" dialog (shown on a loopback origin) stays off:
+# it would cover the page of every user of a fresh home until someone dismissed it
+NUX_OFF = """nux:
+  enabled: false
+"""
 INSTANCE_YAML = """# written by regcalc: SQLite instance storage under $REGCALC_HOME (see helm/ for PostgreSQL)
 storage:
   sqlite:
@@ -28,7 +33,7 @@ run_coordinator:
     max_concurrent_runs: 1
 telemetry:
   enabled: false
-"""
+""" + NUX_OFF
 INIT_LOCK = ".regcalc-instance.lock"  # held while the instance is created or migrated
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -97,15 +102,27 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def dagster_home() -> Path:
-    """``$REGCALC_HOME/dagster``, created with its ``dagster.yaml`` if missing (under the init lock)."""
+    """``$REGCALC_HOME/dagster``, created with its ``dagster.yaml`` if missing (under the init lock).
+
+    A config that regcalc wrote before it turned the first-run dialog off gains the ``nux``
+    setting; a config written by anyone else is left as it is."""
     writable_dir(regcalc_home())
     home = writable_dir(regcalc_home() / "dagster")
     config = home / "dagster.yaml"
-    if not config.exists():
+    if not config.exists() or lacks_nux_setting(config):
         with exclusive_lock(home / INIT_LOCK):
             if not config.exists():
                 write_atomically(config, INSTANCE_YAML.format(base=home / "storage"))
+            elif lacks_nux_setting(config):
+                write_atomically(config, config.read_text().rstrip("\n") + "\n" + NUX_OFF)
     return home
+
+
+def lacks_nux_setting(config: Path) -> bool:
+    """Whether ``config`` is a ``dagster.yaml`` regcalc wrote that has no top-level ``nux`` key."""
+    text = config.read_text()
+    return text.startswith(INSTANCE_YAML.splitlines()[0]) and not any(
+        line.startswith("nux:") for line in text.splitlines())
 
 
 def get_instance():

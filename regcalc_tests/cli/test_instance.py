@@ -89,3 +89,41 @@ def test_config_is_written_atomically(tmp_path, monkeypatch):
     home = dagster_home()
     assert (home / "dagster.yaml").read_text() == INSTANCE_YAML.format(base=home / "storage")
     assert sorted(p.name for p in home.iterdir()) == [".regcalc-instance.lock", "dagster.yaml"]
+
+
+def test_first_run_dialog_and_telemetry_off(tmp_path, monkeypatch):
+    """The instance a fresh home gets has Dagster's first-run community dialog (nux) and telemetry
+    off, as Dagster itself reads the settings."""
+    from regcalc_cli.instance import get_instance
+
+    monkeypatch.setenv("REGCALC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    instance = get_instance()
+    try:
+        assert instance.nux_enabled is False
+        assert instance.telemetry_enabled is False
+    finally:
+        instance.dispose()
+
+
+def test_an_older_regcalc_config_gains_the_nux_setting_and_a_foreign_one_is_kept(tmp_path, monkeypatch):
+    """A home whose dagster.yaml regcalc wrote before the setting existed gets ``nux: enabled:
+    false`` appended (everything else kept); a dagster.yaml written by someone else is not touched."""
+    import yaml
+
+    from regcalc_cli.instance import INSTANCE_YAML, NUX_OFF, dagster_home
+
+    older = INSTANCE_YAML.replace(NUX_OFF, "")
+    assert "nux" not in older
+    for name, text, expected_nux in (("regcalc", older, {"enabled": False}), ("foreign", "telemetry:\n  enabled: true\n", None)):
+        home = tmp_path / name
+        (home / "dagster").mkdir(parents=True)
+        config = home / "dagster" / "dagster.yaml"
+        config.write_text(text.format(base=home / "dagster" / "storage"))
+        before = yaml.safe_load(config.read_text())
+        monkeypatch.setenv("REGCALC_HOME", str(home))
+        dagster_home()
+        dagster_home()  # a second call changes nothing more
+        after = yaml.safe_load(config.read_text())
+        assert after.pop("nux", None) == expected_nux, name
+        assert after == before, name
