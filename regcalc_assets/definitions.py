@@ -23,6 +23,7 @@ ALL_ASSETS = dg.load_assets_from_modules([sources, landing, validation, enrichme
 
 
 def build_definitions() -> dg.Definitions:
+    from regcalc_assets.loggers import redacting_console_logger
     from regcalc_assets.reporting.assets import dbt_resource, reporting_assets
 
     return dg.Definitions(
@@ -31,6 +32,7 @@ def build_definitions() -> dg.Definitions:
         schedules=[eod_schedule, unassigned_schedule],
         sensors=[recalc_sensor],
         resources={**build_resources(), "dbt": dbt_resource()},
+        loggers={"console": redacting_console_logger},  # Dagster's console output, secrets masked
     )
 
 

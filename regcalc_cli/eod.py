@@ -27,12 +27,13 @@ def quiet_run_config() -> dict:
 
 
 def failure_summary(result) -> tuple[str, bool]:
-    """(each failed step of a run with the message of its error: our own error in the chain, which
-    names the culprit, else the innermost one; whether every such error is a RegcalcInputError:
+    """(each failed step of a run with the message of its error, secrets masked: our own error in
+    the chain, which names the culprit, else the innermost one; whether every such error is a RegcalcInputError:
     bad input, a busy or unwritable resource, which the command line reports with exit code 2)."""
     import dagster as dg
 
     from regcalc_core.errors import RegcalcInputError
+    from regcalc_core.redaction import redact
 
     def names(cls) -> set[str]:
         return {cls.__name__}.union(*(names(sub) for sub in cls.__subclasses__()))
@@ -47,7 +48,7 @@ def failure_summary(result) -> tuple[str, bool]:
     failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     causes = [cause(e.event_specific_data.error) for e in failures]
     text = "; ".join(f"{e.step_key}: {c.message.strip()}" for e, c in zip(failures, causes)) or "run failed"
-    return text, bool(causes) and all(c.cls_name in ours for c in causes)
+    return redact(text), bool(causes) and all(c.cls_name in ours for c in causes)
 
 
 def run_eod(instance, business_date: str, landing: str, entities: list[str] | None = None,

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 def first_line(exc: BaseException, limit: int = 500) -> str:
     """An error's message on one line (a multi-line message keeps its first line; an empty one
-    gives the error's type)."""
-    text = str(exc).strip() or type(exc).__name__
+    gives the error's type), with every secret masked (``redaction.redact``): the command line
+    prints errors through it."""
+    from regcalc_core.redaction import redact
+
+    text = redact(str(exc).strip()) or type(exc).__name__
     first = text.splitlines()[0]
     return first if len(first) <= limit else first[:limit - 3] + "..."
 

@@ -8,7 +8,8 @@ partition keys are in the run's ``dagster`` facet (with the Dagster job name).
 ``FileLineageEventSink`` appends newline-delimited JSON under ``$REGCALC_HOME`` (the default),
 ``HttpLineageEventSink`` posts to an OpenLineage HTTP endpoint (``OPENLINEAGE_URL``), ``NoLineageEventSink``
 emits nothing (``REGCALC_OPENLINEAGE=off``). Emission never fails a materialization: errors are logged as
-warnings. The ``openlineage`` package is imported lazily, when an event is emitted.
+warnings, secrets masked. An event that would carry a secret of the environment (``regcalc_core.redaction``)
+is not sent at all. The ``openlineage`` package is imported lazily, when an event is emitted.
 """
 
 from __future__ import annotations
@@ -66,6 +67,23 @@ def _iso(t: datetime) -> str:
     return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).isoformat()
 
 
+class SecretInEventError(RuntimeError):
+    """An OpenLineage event that would carry a secret of the environment (it is not sent)."""
+
+
+def _refuse_secrets(events: list[Any]) -> None:
+    """Raise ``SecretInEventError`` if the serialized events hold a secret of the environment or
+    something shaped like one (``regcalc_core.redaction``): an event is sent whole or not at all."""
+    from openlineage.client.serde import Serde
+
+    from regcalc_core.redaction import redact
+
+    for event in events:
+        text = Serde.to_json(event)
+        if redact(text) != text:
+            raise SecretInEventError(f"an event of run {event.run.runId} would carry a secret; none was sent")
+
+
 class LineageEventSink(dg.ConfigurableResource):
     """Interface: where OpenLineage events for materializations go."""
 
@@ -77,14 +95,17 @@ class LineageEventSink(dg.ConfigurableResource):
                              started_at: datetime, ended_at: datetime) -> int:
         """Emit START (at ``started_at``) and COMPLETE (at ``ended_at``) for one materialization of ``asset``
         in Dagster run ``run_id`` of ``job_name``; returns the number of events emitted (0 on any error)."""
+        from regcalc_core.redaction import redact
+
         try:
             events = self._events(job_name=job_name, run_id=run_id, asset=asset, inputs=inputs,
                                   partitions=partitions, fields=fields, column_lineage=column_lineage,
                                   row_count=row_count, started_at=started_at, ended_at=ended_at)
+            _refuse_secrets(events)
             return self._send(events)
         except Exception as exc:  # noqa: BLE001 - lineage must never fail the materialization
             log.warning("OpenLineage events for asset %s were not emitted: %s: %s", asset,
-                        type(exc).__name__, exc)
+                        type(exc).__name__, redact(str(exc)))
             return 0
 
     def _send(self, events: list[Any]) -> int:

@@ -70,6 +70,7 @@ POSTGRES_TYPES = {"date": "DATE", "string": "TEXT", "double": "DOUBLE PRECISION"
 ARROW_TYPES = {"date": pa.date32(), "string": pa.string(), "double": pa.float64(), "bigint": pa.int64(),
                "int": pa.int32(), "bool": pa.bool_(), "timestamp": pa.timestamp("us", "UTC")}
 METHOD = "postgresql delete + binary copy"
+DSN_VARIABLE = "REGCALC_WAREHOUSE_DSN"
 
 # A single-quoted literal, a double-quoted identifier, or one placeholder/percent sign.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[?%]")
@@ -205,19 +206,15 @@ class PostgresWarehouse(Warehouse):
     copy_chunk_rows: int = 50_000  # rows encoded per COPY buffer (about 12 MiB of lineage rows)
 
     def _connect(self, **kwargs):
-        import psycopg
+        """A connection whose errors never carry the DSN's password (``connections.connect_postgres``)."""
+        from regcalc_resources.connections import connect_postgres
 
-        return psycopg.connect(self.dsn, **kwargs)
+        return connect_postgres(self.dsn, DSN_VARIABLE, **kwargs)
 
     def dbt_profile_env(self):
-        from psycopg.conninfo import conninfo_to_dict
+        from regcalc_resources.connections import parse_postgres_dsn
 
-        try:
-            info = conninfo_to_dict(self.dsn)
-        except Exception:  # noqa: BLE001 - psycopg's message repeats the DSN, which holds the password
-            raise ValueError("REGCALC_WAREHOUSE_DSN is not a valid PostgreSQL connection string") from None
-        if info.get("port") and not str(info["port"]).isdigit():
-            raise ValueError("REGCALC_WAREHOUSE_DSN has an invalid port")
+        info = parse_postgres_dsn(self.dsn, DSN_VARIABLE)  # its error names the variable, never the password
         return dbt_env("postgres", host=info.get("host"), port=info.get("port"), user=info.get("user"),
                        password=info.get("password"), dbname=info.get("dbname"), sslmode=info.get("sslmode"))
 

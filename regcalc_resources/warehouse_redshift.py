@@ -42,6 +42,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
+from regcalc_resources.connections import InvalidDsnError
 from regcalc_resources.warehouse import LoadResult, Warehouse, dbt_env, table_spec
 
 log = logging.getLogger(__name__)
@@ -351,16 +352,17 @@ def _partitions_of(rows: pa.Table) -> set[tuple[str, str]]:
 def parse_dsn(dsn: str) -> dict:
     """``redshift://user:password@host:5439/db?sslmode=verify-full`` (or postgresql://, or libpq
     ``host=... port=... dbname=... user=... password=...``) -> ``redshift_connector.connect``
-    keyword arguments. Error messages never repeat the DSN (it holds the password)."""
+    keyword arguments. An unparseable DSN is an ``InvalidDsnError`` (exit code 2 on the command
+    line) whose message never repeats the DSN (it holds the password)."""
     options: dict = {}
     if "://" in dsn:
         parts = urlsplit(dsn)
         if parts.scheme not in ("redshift", "postgresql", "postgres", "jdbc:redshift"):
-            raise ValueError("the Redshift DSN must be a redshift:// or postgresql:// URL")
+            raise InvalidDsnError("REGCALC_REDSHIFT_DSN must be a redshift:// or postgresql:// URL")
         try:
             port = parts.port
         except ValueError:
-            raise ValueError("the Redshift DSN has an invalid port") from None
+            raise InvalidDsnError("REGCALC_REDSHIFT_DSN has an invalid port") from None
         options.update(host=parts.hostname, port=port, user=unquote(parts.username) if parts.username else None,
                        password=unquote(parts.password) if parts.password else None,
                        database=unquote(parts.path.lstrip("/")) or None)
@@ -369,7 +371,7 @@ def parse_dsn(dsn: str) -> dict:
         query = []
         for word in dsn.split():
             if "=" not in word:
-                raise ValueError("the Redshift DSN is neither a URL nor key=value pairs")
+                raise InvalidDsnError("REGCALC_REDSHIFT_DSN is neither a URL nor key=value pairs")
             query.append(tuple(word.split("=", 1)))
     aliases = {"dbname": "database", "username": "user"}
     booleans = {"ssl", "iam", "is_serverless", "tcp_keepalive", "ssl_insecure"}
@@ -379,10 +381,12 @@ def parse_dsn(dsn: str) -> dict:
     for key, value in query:
         key = aliases.get(key, key)
         if key not in allowed:
-            raise ValueError(f"unsupported Redshift DSN option {key!r}")
+            raise InvalidDsnError(f"unsupported REGCALC_REDSHIFT_DSN option {key!r}")
         if key in booleans:
             value = value.lower() in ("1", "true", "yes", "on")
         elif key in integers:
+            if not value.isdigit():
+                raise InvalidDsnError(f"REGCALC_REDSHIFT_DSN option {key!r} is not a number")
             value = int(value)
         options[key] = value
     return {k: v for k, v in options.items() if v is not None}
@@ -430,7 +434,17 @@ class RedshiftWarehouse(Warehouse):
 
     # -- connections (the only place redshift_connector is used)
 
+    def _secret_environ(self) -> dict[str, str]:
+        """The environment plus this resource's own secrets, for ``regcalc_core.redaction``."""
+        return {**os.environ, "REGCALC_REDSHIFT_DSN": self.dsn or "", "REGCALC_REDSHIFT_PASSWORD": self.password or ""}
+
     def _connect_kwargs(self) -> dict:
+        """``redshift_connector.connect`` keyword arguments; an error never carries a secret."""
+        from regcalc_core.redaction import secret_safe_call
+
+        return secret_safe_call(self._options, environ=self._secret_environ())
+
+    def _options(self) -> dict:
         options = parse_dsn(self.dsn) if self.dsn else {}
         for key in ("host", "database", "user", "password"):
             if getattr(self, key) is not None:
@@ -445,7 +459,12 @@ class RedshiftWarehouse(Warehouse):
                        sslmode=options.get("sslmode"))
 
     def _connect(self):
-        """A DB-API connection (autocommit off); tests override this."""
+        """A DB-API connection (autocommit off) whose errors never carry a secret; tests override this."""
+        from regcalc_core.redaction import secret_safe_call
+
+        return secret_safe_call(self._open, environ=self._secret_environ())
+
+    def _open(self):
         import redshift_connector
 
         con = redshift_connector.connect(**self._connect_kwargs())

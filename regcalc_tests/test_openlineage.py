@@ -164,6 +164,18 @@ def test_unwritable_file_warns_and_returns_zero(tmp_path, caplog):
     assert "liquidity_components" in caplog.text
 
 
+def test_an_event_carrying_a_secret_is_not_sent_and_the_warning_masks_it(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "LeakedSessionTok3n")
+    path = tmp_path / "events.ndjson"
+    with caplog.at_level(logging.WARNING, logger="regcalc_resources.openlineage"):
+        sent = FileLineageEventSink(path=str(path)).emit_materialization(
+            job_name="eod", run_id="dagster-run-1", asset="liquidity_components", inputs=[],
+            partitions=["2024-01-15|LeakedSessionTok3n"], fields=[], column_lineage={}, row_count=None,
+            started_at=START, ended_at=END)
+    assert sent == 0 and not path.exists()
+    assert "SecretInEventError" in caplog.text and "LeakedSessionTok3n" not in caplog.text
+
+
 def test_no_sink_emits_nothing(tmp_path):
     assert _materialize(NoLineageEventSink()) == 0
 

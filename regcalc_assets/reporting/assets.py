@@ -59,17 +59,20 @@ def _environ(values: dict[str, str]):
 
 
 class _LogLines:
-    """A text stream whose lines go to a Dagster log at debug level."""
+    """A text stream whose lines go to a Dagster log at debug level, secrets masked (dbt runs with
+    the warehouse password in its environment)."""
 
     def __init__(self, log):
         self.log, self.pending = log, ""
 
     def write(self, text: str) -> int:
+        from regcalc_core.redaction import redact
+
         self.pending += text
         *lines, self.pending = self.pending.split("\n")
         for line in lines:
             if line.strip():
-                self.log.debug(line)
+                self.log.debug(redact(line))
         return len(text)
 
     def flush(self) -> None:
