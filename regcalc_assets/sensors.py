@@ -1,6 +1,8 @@
 """The sensor that keeps results current: it observes the rules and the landing zone, records a new
 data version for each source partition that changed, and requests runs for exactly the stale
-partitions (past business dates included), batched per date and asset selection."""
+partitions (past business dates included), batched per date and asset selection. It also finishes
+what the circuit breaker left: the entities that passed in a run it stopped are published, and an
+acknowledged one is released (``circuit_breaker.adjust_plan``)."""
 
 from __future__ import annotations
 
@@ -38,11 +40,13 @@ def recalc_sensor(context: dg.SensorEvaluationContext, rules: RuleStore):
     if instance.get_runs_count(dg.RunsFilter(statuses=IN_FLIGHT)):
         # a run in flight leaves partitions half-updated: plan once it has finished
         return dg.SensorResult(asset_events=events, skip_reason="runs in progress")
-    plan = recalc.plan(instance, context.repository_def.asset_graph, current)
+    from regcalc_assets.circuit_breaker import released
+
+    plan = recalc.plan(instance, context.repository_def.asset_graph, current, released=released(rules))
     requests = []
     for run in plan.runs:
         keys = [run.business_date] + [f"{run.business_date}|{e}" for e in run.entities]
-        fingerprint = repr((run.assets, sorted((s, k, v[k]) for s, v in current.items() for k in keys if k in v)))
+        fingerprint = repr((run.assets, sorted((s, k, v[k]) for s, v in current.items() for k in keys if k in v))) + run.marker
         requests.append(dg.RunRequest(
             run_key="recalc-" + hashlib.sha256(fingerprint.encode()).hexdigest()[:24],
             job_name=(eod_job if run.entities else unassigned_job).name,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -16,6 +16,7 @@ class EodResult:
     error: str | None = None
     unassigned: int = 0
     input_error: bool = False  # the failure is bad input or a busy resource (exit code 2)
+    held: dict[str, str] = field(default_factory=dict)  # entity -> why the circuit breaker holds it back
 
 
 def quiet_run_config() -> dict:
@@ -70,12 +71,15 @@ def _run_eod_holding_date(instance, business_date: str, landing: str, entities: 
     """``run_eod`` with the date held; every run carries ``lock_tags`` (lock id and process).
 
     One process, one engine session: a run covers a contiguous range of entity partitions, so the
-    landing files are read once per run, not once per partition.
+    landing files are read once per run, not once per partition. When the circuit breaker holds
+    entities of a run back (its blocking check stops the whole step), a second run publishes the
+    others (``circuit_breaker.publish_passing``); the held ones are in ``EodResult.held``.
     """
     import os
 
     import dagster as dg
 
+    from regcalc_assets.circuit_breaker import held_in_run, publish_passing
     from regcalc_assets.sources.versions import AS_OF_TAG
     from regcalc_core.delivery import delivered_entity_ids
     from regcalc_assets.partitions import ENTITY_PARTITIONS, contiguous_groups, date_range_tags
@@ -110,18 +114,25 @@ def _run_eod_holding_date(instance, business_date: str, landing: str, entities: 
     if skipped:
         selection = [k for k in job.asset_layer.executable_asset_keys if k not in skipped]
     started = time.perf_counter()
-    run_ids, ok, error, input_error = [], True, None, False
+    run_ids, ok, error, input_error, held = [], True, None, False, {}
     for group in contiguous_groups(instance.get_dynamic_partitions(ENTITY_PARTITIONS), wanted):
+        tags = {**date_range_tags(business_date, group[0], group[-1]), "regcalc/business_date": business_date,
+                "regcalc/trigger": "cli-eod", **({AS_OF_TAG: rules_as_of} if rules_as_of else {}), **lock_tags}
         result = job.execute_in_process(
             instance=instance,
             run_config=quiet_run_config(),
-            tags={**date_range_tags(business_date, group[0], group[-1]), "regcalc/business_date": business_date,
-                  "regcalc/trigger": "cli-eod", **({AS_OF_TAG: rules_as_of} if rules_as_of else {}), **lock_tags},
+            tags=tags,
             raise_on_error=False,
             asset_selection=selection,
         )
         run_ids.append(result.run_id)
-        if not result.success:
+        stopped = held_in_run(result)
+        if stopped is not None:  # the circuit breaker held entities back: publish the others now
+            held.update(stopped)
+            follow_ups = publish_passing(job, instance, stopped, group, result.run_id, tags, quiet_run_config())
+            run_ids += [r.run_id for r in follow_ups]
+            result = follow_ups[-1] if follow_ups else None
+        if result is not None and not result.success:
             ok = False
             error, input_error = failure_summary(result)
             break
@@ -144,4 +155,4 @@ def _run_eod_holding_date(instance, business_date: str, landing: str, entities: 
         else:
             error, input_error = failure_summary(result)
     return EodResult(business_date, sorted(wanted), run_ids, time.perf_counter() - started, ok, error, unassigned,
-                     input_error)
+                     input_error, held)

@@ -123,15 +123,21 @@ def eod(business_date, landing, entities, rules_as_of):
         check_identifier(entity, "--entity")
     _warn_about_delivery(landing, business_date)
     result = run_eod(get_instance(), business_date, landing, list(entities) or None, rules_as_of)
-    status = "ok" if result.success else "FAILED"
+    status = "FAILED" if not result.success else f"ok, {len(result.held)} held back" if result.held else "ok"
     click.echo(
         f"eod {business_date}: {status} - {len(result.entities)} entities in {len(result.run_ids)} run(s), "
         f"{result.seconds:.1f}s (runs: {', '.join(result.run_ids)}); "
         f"{result.unassigned} position(s) with a null or unknown entity_id quarantined"
     )
+    for entity, why in sorted(result.held.items()):
+        click.echo(f"held back: {entity}, {why}")
     if not result.success:
         click.echo(f"error: {result.error}", err=True)
         sys.exit(2 if result.input_error else 1)
+    if result.held:  # the others are published; a scheduler must still see that these are not
+        click.echo(f"{len(result.held)} entit{'y is' if len(result.held) == 1 else 'ies are'} held back by the circuit "
+                   "breaker (exit code 3)", err=True)
+        sys.exit(3)
 
 
 @cli.command()
@@ -158,6 +164,8 @@ def recalc(dates, landing, fmt):
     if not result.success:
         click.echo(f"error: {result.error}", err=True)
         sys.exit(2 if result.input_error else 1)
+    if result.held:  # as for `eod`: published what passed, held these back
+        sys.exit(3)
 
 
 @cli.command()

@@ -153,3 +153,6 @@ def preview(source, dates, fmt):
 
     rows = pv.preview(cli_resource("stages"), cli_resource("engine"), _store(), source, list(dates))
     click.echo(json.dumps(rows, indent=2) if fmt == "json" else pv.render(rows))
+
+
+rules.add_command(__import__("regcalc_cli.acknowledge", fromlist=["acknowledge"]).acknowledge)  # circuit breaker

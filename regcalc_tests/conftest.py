@@ -14,6 +14,14 @@ GOLDEN = SHARED / "examples" / "golden"
 ENGINES = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]
 
 
+def pytest_configure(config):
+    """Impact limits no test rule reaches (``REGCALC_IMPACT_THRESHOLDS``, unless it is set), for
+    every test and the homes built once: the tests of figures are not about the circuit breaker,
+    and the golden rules alone move LE_UK's LCR far past the shipped 10 points. The circuit
+    breaker's own tests unset it, so that they run on the shipped limits."""
+    os.environ.setdefault("REGCALC_IMPACT_THRESHOLDS", str(REPO / "regcalc_tests" / "metrics" / "impact_thresholds_high.yaml"))
+
+
 @pytest.fixture(scope="session")
 def duckdb_engine():
     from regcalc_resources.engine import DuckDBEngine

@@ -83,3 +83,76 @@ def contract_failures(rows: list[dict]) -> list[str]:
             out.append(f"{r['column'] or 'row'}: {r['check']} (value {r['failure_case']})" + (f" for entity {where}" if where else ""))
         return infinite + out
     return infinite
+
+
+def _targets(instance, run_id: str, partitions: list[str]) -> dict:
+    """{partition: the materialization of liquidity_metrics this run just recorded}, which each
+    evaluation targets (so the UI and the planner know which figures it judged)."""
+    import dagster as dg
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData)
+
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("liquidity_metrics"), asset_partitions=partitions),
+        limit=len(partitions)).records
+    return {r.partition_key: AssetCheckEvaluationTargetMaterializationData(storage_id=r.storage_id, run_id=r.run_id,
+                                                                          timestamp=r.timestamp)
+            for r in records if r.run_id == run_id}
+
+
+def impact_evaluations(instance, run_id: str, business_date: str, entities: list[str], rows: list[dict], store,
+                       rules_of):
+    """The circuit breaker: one evaluation of ``adjustment_impact_within_limits`` per partition of
+    the run. An entity whose base-to-adjusted LCR or NSFR change exceeds its limit
+    (``regcalc_core.circuit_breaker``) fails it, naming the rules that changed its figures
+    (``rules_of(entities)``: {entity: rules}, asked only for the entities over a limit) and the
+    impact, unless an acknowledgment in the rule store covers that very impact."""
+    import dagster as dg
+
+    from regcalc_assets.circuit_breaker import IMPACT_CHECK, IMPACT_METADATA, METRICS
+    from regcalc_core import circuit_breaker as cb
+
+    thresholds = cb.load_thresholds()
+    impacts = cb.impacts(rows)
+    over = [e for e in entities if e in impacts and impacts[e].crossed(thresholds.for_entity(e))]
+    rules = rules_of(over) if over else {}
+    acknowledgments = store.acknowledgments(business_date) if over else []
+    keys = [f"{business_date}|{e}" for e in entities]
+    targets = _targets(instance, run_id, keys)
+    for entity, key in zip(entities, keys):
+        impact = impacts.get(entity)
+        if impact is None:  # no figures (nothing to judge): the metrics contract speaks for it
+            yield dg.AssetCheckEvaluation(asset_key=dg.AssetKey(METRICS), check_name=IMPACT_CHECK, passed=True,
+                                          partition=key, blocking=True, description="no figures for this entity",
+                                          target_materialization_data=targets.get(key))
+            continue
+        record = cb.impact_record(impact, thresholds.for_entity(entity), rules.get(entity, []), thresholds)
+        ack = cb.covering(acknowledgments, impact, record["rules"]) if record["crossed"] else None
+        passed = not record["crossed"] or ack is not None
+        summary = cb.describe(record)
+        if not record["crossed"]:
+            description = f"within its limits: {summary}"
+        elif ack is not None:
+            description = f"over its limit, acknowledged by {ack.actor} at {ack.acted_at:%Y-%m-%d %H:%M:%S} UTC: {summary}"
+        else:
+            description = (f"over its limit: {summary}. Not published until an approver who made none of these rules "
+                           f"acknowledges it: `regcalc rules acknowledge --date {business_date} --entity {entity}`")
+        metadata = {
+            IMPACT_METADATA: dg.MetadataValue.json(record),
+            "rules": dg.MetadataValue.json([r["rule"] for r in record["rules"]]) if record["crossed"]
+            else dg.MetadataValue.text("listed when a limit is crossed"),
+            "thresholds": dg.MetadataValue.text(thresholds.label),
+            "over_limit": dg.MetadataValue.text(", ".join(r.upper() for r in record["crossed"]) or "none"),
+        }
+        for ratio in ("lcr", "nsfr"):
+            for name in (f"{ratio}_base", ratio, f"{ratio}_change_points"):
+                if record[name] is not None:
+                    metadata[name] = dg.MetadataValue.float(float(record[name]))
+            if record["limits"][f"{ratio}_points"] is not None:
+                metadata[f"{ratio}_limit_points"] = dg.MetadataValue.float(float(record["limits"][f"{ratio}_points"]))
+        if ack is not None:
+            metadata["acknowledged_by"] = dg.MetadataValue.text(f"{ack.actor} at {ack.acted_at.isoformat()} UTC")
+        yield dg.AssetCheckEvaluation(asset_key=dg.AssetKey(METRICS), check_name=IMPACT_CHECK, passed=passed,
+                                      partition=key, blocking=True, severity=dg.AssetCheckSeverity.ERROR,
+                                      metadata=metadata, description=description,
+                                      target_materialization_data=targets.get(key))

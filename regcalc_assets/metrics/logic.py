@@ -132,3 +132,14 @@ def figures_table(rows: list[dict]) -> str:
             f"{fmt(r['lcr'], True)} | {fmt(r['asf'])} | {fmt(r['rsf'])} | {fmt(r['nsfr'], True)} |"
         )
     return "\n".join(lines)
+
+
+def rule_changes(adjusted_positions, components, metrics):
+    """One row per (entity_id, stage, rule_id, version) with ``changes``: how many values that rule
+    version changed (clamps included) at that stage, from the three stages' trails, exactly as the
+    ``adjustment_trail`` asset records them."""
+    from regcalc_assets.adjustments.logic import adjustment_trail
+
+    F, _ = functions_for(metrics)
+    return (adjustment_trail(adjusted_positions, components, metrics)
+            .groupBy("entity_id", "stage", "rule_id", "version").agg(F.count(F.lit(1)).alias("changes")))

@@ -6,6 +6,7 @@ import time
 
 import dagster as dg
 
+from regcalc_assets.circuit_breaker import refuse_held
 from regcalc_assets.partitions import DATE_ENTITY, run_scope
 from regcalc_assets.star import logic as star
 from regcalc_resources.openlineage import LineageEventSink
@@ -45,13 +46,15 @@ def _load(context, tables: list[str]) -> tuple[dict, dict]:
     """Replace the run's partitions of each warehouse table from the stage asset of the same
     name, read from its staged Parquet files (an unpartitioned table is replaced whole); (files
     per table, metadata: load method, rows and speed per table, the first table's schema and
-    column lineage). One OpenLineage materialization is emitted for the load."""
+    column lineage). One OpenLineage materialization is emitted for the load. A partition the
+    circuit breaker holds back is refused (``HeldByCircuitBreakerError``), whatever the run selected."""
     import pyarrow.parquet as pq
 
     warehouse: Warehouse = context.resources.warehouse
     events: LineageEventSink = context.resources.openlineage
     business_date, entities = run_scope(context)
     partitions = [(business_date, e) for e in entities]
+    refuse_held(context.instance, partitions)  # even in a run that left liquidity_metrics and its checks out
     started, wall = time.perf_counter(), time.time()
     whole = {t for t in tables if not table_spec(t).partitioned}
     files = {table: context.resources.stages.parquet_files(table, [(WHOLE_TABLE, WHOLE_DATE)] if table in whole else partitions)

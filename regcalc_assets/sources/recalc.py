@@ -38,6 +38,7 @@ class RecalcRun:
     business_date: str
     assets: list[str]
     entities: list[str]  # empty for a date-level run
+    marker: str = ""  # what else makes this run differ from an earlier one (a circuit-breaker release)
 
     def tags(self) -> dict[str, str]:
         base = {"regcalc/business_date": self.business_date, "regcalc/trigger": "recalc"}
@@ -71,9 +72,16 @@ def _date_of(partition: str) -> str:
     return partition.split("|", 1)[0]
 
 
-def plan(instance, asset_graph, current: dict[str, dict[str, str]], dates: set[str] | None = None) -> RecalcPlan:
+def plan(instance, asset_graph, current: dict[str, dict[str, str]], dates: set[str] | None = None,
+         released: set[tuple[str, str]] | None = None) -> RecalcPlan:
     """The stale (asset, partition) pairs among the materialized ones (of ``dates``, if given),
-    and the runs that recompute exactly them."""
+    and the runs that recompute exactly them. The circuit breaker is respected
+    (``circuit_breaker.adjust_plan``): nothing is published for a held partition, what a run it
+    stopped left undone for the others is done, and a held partition whose failed evaluation an
+    acknowledgment names (``released``: (partition, run id), from ``circuit_breaker.released``)
+    is recomputed from liquidity_metrics, so that its check runs again."""
+    from regcalc_assets import circuit_breaker
+
     latest = {}
     result = RecalcPlan()
     consumed = {asset: consumed_versions(instance, asset) for asset in CONSUMERS}
@@ -109,7 +117,13 @@ def plan(instance, asset_graph, current: dict[str, dict[str, str]], dates: set[s
                     stale.add(pk)
                     break
         result.stale[asset] = stale
+    markers, also_whole = circuit_breaker.adjust_plan(instance, asset_graph, result.stale, latest, released or set(), dates)
+    for name in also_whole - set(whole):  # a whole table the stopped run would have built
+        node = asset_graph.get(dg.AssetKey(name))
+        whole[name] = {k.to_user_string() for k in (*node.parent_keys, *node.child_entity_keys) if isinstance(k, dg.AssetKey)}
     result.runs = _runs(instance, result.stale)
+    for run in result.runs:
+        run.marker = ";".join(sorted(markers[(run.business_date, e)] for e in run.entities if (run.business_date, e) in markers))
     for run in result.runs:
         # a whole table next to a recomputed partition is rebuilt in the same run: the dimensions
         # before the facts that key to them, the aggregates after the facts they sum
