@@ -62,10 +62,11 @@ class BreakerState:
         return not self.passed and self.current
 
 
-def _completed():
+def _completed(failed_only: bool = False):
+    """The statuses of an evaluated check (Dagster's record statuses: internal, no public name)."""
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as S
 
-    return {S.SUCCEEDED, S.FAILED}
+    return {S.FAILED} if failed_only else {S.SUCCEEDED, S.FAILED}
 
 
 def latest_evaluation(instance, partition: str):
@@ -200,9 +201,8 @@ def adjust_plan(instance, asset_graph, stale: dict[str, set[str]], latest: dict[
     selected)."""
     scope = None if dates is None else [pk for pk in latest.get(METRICS, {}) if pk.split("|", 1)[0] in dates]
     found = states(instance, scope)
-    stopped = {s.run_id for s in found.values() if not s.passed}
-    stopped |= {r.run_id for r in instance.event_log_storage.get_asset_check_execution_history(
-        check_key(), limit=10_000, status={s for s in _completed() if s.value == "FAILED"})}
+    stopped = {r.run_id for r in instance.event_log_storage.get_asset_check_execution_history(  # runs it stopped
+        check_key(), limit=10_000, status=_completed(failed_only=True))}
     runs: dict[str, tuple[set[str], set[str], set[str]]] = {}
 
     def undone(run_id: str) -> tuple[set[str], set[str], set[str]]:
