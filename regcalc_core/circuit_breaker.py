@@ -247,8 +247,12 @@ def _change(record: dict, ratio: str) -> str:
     return text + ("" if points is None else ")")
 
 
-def describe(record: dict) -> str:
-    """One paragraph for the UI: the figures against their limits and the rules behind them."""
+def describe(record: dict, with_rules: bool = True) -> str:
+    """One paragraph for the UI: the figures against their limits and (``with_rules``) the rules
+    behind them."""
+    text = f"{_change(record, 'lcr')}; {_change(record, 'nsfr')}"
+    if not with_rules:
+        return text
     rules = ", ".join(f"{r['rule']} ({r['stage']}, {r['changes']} change{'s' if r['changes'] != 1 else ''})"
                       for r in record["rules"]) or "none"
-    return f"{_change(record, 'lcr')}; {_change(record, 'nsfr')}; rules: {rules}"
+    return f"{text}; rules: {rules}"

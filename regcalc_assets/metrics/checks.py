@@ -130,8 +130,8 @@ def impact_evaluations(instance, run_id: str, business_date: str, entities: list
         ack = cb.covering(acknowledgments, impact, record["rules"]) if record["crossed"] else None
         passed = not record["crossed"] or ack is not None
         summary = cb.describe(record)
-        if not record["crossed"]:
-            description = f"within its limits: {summary}"
+        if not record["crossed"]:  # the rules are looked up only for an entity over a limit
+            description = f"within its limits: {cb.describe(record, with_rules=False)}"
         elif ack is not None:
             description = f"over its limit, acknowledged by {ack.actor} at {ack.acted_at:%Y-%m-%d %H:%M:%S} UTC: {summary}"
         else:

@@ -134,3 +134,5 @@ def test_the_description_names_figures_limits_and_rules():
                               cb.parse_thresholds(SHIPPED, "t.yaml"))
     assert cb.describe(record) == ("LCR 700.17% -> 685.17% (-15.00 points, limit 10); "
                                    "NSFR 100.00% -> 100.00% (+0.00 points, limit 5); rules: R@v1 (final_calc, 1 change)")
+    assert cb.describe(record, with_rules=False) == ("LCR 700.17% -> 685.17% (-15.00 points, limit 10); "
+                                                     "NSFR 100.00% -> 100.00% (+0.00 points, limit 5)")

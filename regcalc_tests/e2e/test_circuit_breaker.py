@@ -103,7 +103,9 @@ def test_a_large_impact_is_held_back_then_published_once_acknowledged(tmp_path, 
     assert meta["impact"]["rules"][0] == {"rule": "CB_US@v1", "rule_id": "CB_US", "version": 1, "stage": "final_calc",
                                           "changes": 1}
     assert meta["thresholds"].startswith("impact_thresholds@v1")
-    assert evaluation(instance, "LE_UK").passed
+    within = evaluation(instance, "LE_UK")
+    assert within.passed and within.description == ("within its limits: LCR 1191.22% -> 1191.22% (+0.00 points, "
+                                                    "limit 10); NSFR 337.33% -> 337.33% (+0.00 points, limit 5)")
 
     # a run that selects a loader without liquidity_metrics (as from the UI) cannot publish it either
     import dagster as dg
