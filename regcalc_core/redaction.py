@@ -127,6 +127,16 @@ def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
     return text
 
 
+def contains_secret(text: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``text`` holds a secret of the environment or a URL with a password. Narrower than
+    ``redact`` (which also masks ``token: x`` and the like): for structured text such as an
+    OpenLineage event, whose keys and names may contain such words without holding a secret."""
+    if any(secret in text for secret in environment_secrets(environ)):
+        return True
+    pattern, replacement = _PATTERNS[0]  # scheme://user:PASSWORD@
+    return pattern.sub(replacement, text) != text
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
     """The error and the ones chained to it (cause, or context unless suppressed), outermost first."""
     seen: list[BaseException] = []

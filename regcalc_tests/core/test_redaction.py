@@ -12,6 +12,7 @@ from regcalc_core.redaction import (
     MASK,
     RedactedError,
     RedactingFormatter,
+    contains_secret,
     dsn_secrets,
     environment_secrets,
     is_secret_name,
@@ -118,3 +119,11 @@ def test_the_redacting_formatter_masks_message_arguments_and_trace(monkeypatch):
         log.error("load failed with %s", "RsPass55", exc_info=True)
     assert "RsPass55" not in stream.getvalue()
     assert stream.getvalue().startswith(f"ERROR load failed with {MASK}\nTraceback")
+
+
+def test_contains_secret_is_narrower_than_redact():
+    env = {"AWS_SECRET_ACCESS_KEY": "AwsKeyValue/0123456789"}
+    lineage_like = '{"fields": {"token_count": {"inputFields": []}}, "name": "liquidity_metrics"}'
+    assert redact(lineage_like, env) != lineage_like and not contains_secret(lineage_like, env)
+    assert contains_secret('{"name": "AwsKeyValue/0123456789"}', env)
+    assert contains_secret("jdbc:postgresql://u:pw@h/db", {})
