@@ -297,12 +297,9 @@ class PostgresRuleStore(RuleStore):
     def _cursor(self):
         import psycopg
 
-        from regcalc_core.errors import RegcalcInputError
+        from regcalc_resources.connections import connect_postgres
 
-        try:
-            con = psycopg.connect(self.dsn)
-        except psycopg.Error as exc:  # the driver's message may quote the DSN
-            raise RegcalcInputError(f"rule store {self.where()}: cannot connect ({type(exc).__name__})") from None
+        con = connect_postgres(self.dsn, "REGCALC_RULES_DSN")  # an error never carries the password
         try:
             with con:
                 yield con.cursor()
