@@ -37,6 +37,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_serving(proc, port: int, poll: float = 0.5, timeout: float = 120) -> None:
+    """Wait for a webserver started as ``proc`` to answer /server_info on loopback; fail with the
+    end of its stderr if it exits or does not answer in time."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                raise AssertionError(f"webserver did not start: {proc.stderr.read()[-3000:]}")
+            time.sleep(poll)
+
+
 def graphql(port: int, query: str, variables: dict) -> dict:
     body = json.dumps({"query": query, "variables": variables}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"})
@@ -56,15 +70,7 @@ def test_webserver_shows_cli_state(golden, regcalc_home, monkeypatch):
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"webserver did not start: {proc.stderr.read()[-3000:]}")
-                time.sleep(1)
+        wait_until_serving(proc, port, poll=1)
         node = {}
         for _ in range(60):  # the code location loads in the background
             data = graphql(port, QUERY, {"key": {"path": ["liquidity_metrics"]}})

@@ -9,12 +9,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
 from regcalc_tests.conftest import GOLDEN_DATE, REPO, copy_home
-from regcalc_tests.e2e.test_dagster_ui import free_port, graphql
+from regcalc_tests.e2e.test_dagster_ui import free_port, graphql, wait_until_serving
 
 pytestmark = pytest.mark.slow
 LOCATION = {"repositoryLocationName": "regcalc", "repositoryName": "__repository__"}
@@ -73,15 +72,7 @@ def test_the_read_only_webserver_serves_reads_and_refuses_every_mutation(golden_
          "-w", str(REPO / "workspace.yaml")],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"webserver did not start: {proc.stderr.read()[-3000:]}")
-                time.sleep(0.5)
+        wait_until_serving(proc, port)
         nodes = []
         for _ in range(120):  # the code location loads in the background
             nodes = graphql(port, "{ assetNodes { assetKey { path } } }", {}).get("data", {}).get("assetNodes") or []
