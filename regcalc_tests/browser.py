@@ -61,6 +61,15 @@ def chromium_page(width: int = 1400, height: int = 900):
             browser.close()
 
 
+def artifacts_dir(name: str) -> Path:
+    """A test's own directory of artifacts (screenshots), created: ``$REGCALC_ARTIFACTS/name``,
+    by default ``test-artifacts/name`` at the repository root (git-ignored)."""
+    root = Path(os.environ.get("REGCALC_ARTIFACTS") or Path(__file__).resolve().parents[1] / "test-artifacts")
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def keep_artifact(path: Path) -> None:
     """Copy a test artifact (a screenshot) to ``$REGCALC_ARTIFACTS`` when it is set."""
     target = os.environ.get("REGCALC_ARTIFACTS")
