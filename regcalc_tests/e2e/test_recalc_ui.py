@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -24,7 +23,7 @@ import yaml
 from regcalc_cli.eod import run_eod
 from regcalc_tests.browser import artifacts_dir, chromium_page, decode_png
 from regcalc_tests.conftest import REPO
-from regcalc_tests.e2e.test_dagster_ui import free_port, graphql
+from regcalc_tests.e2e.test_dagster_ui import free_port, graphql, wait_until_serving
 from regcalc_tests.e2e.test_recalc import FROM_FINAL, STAR, expected, last_storage_id, materialized_since
 
 pytestmark = pytest.mark.slow
@@ -42,16 +41,12 @@ def golden_rule(golden, rule_id: str) -> dict:
 
 def start(command: list[str], env: dict, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-            return proc
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise AssertionError(f"{command[2]} did not start: {proc.stderr.read()[-3000:]}")
-            time.sleep(1)
+    try:
+        wait_until_serving(proc, port, poll=1)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 def stop(proc: subprocess.Popen) -> None:
