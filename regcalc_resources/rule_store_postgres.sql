@@ -14,19 +14,14 @@
 -- connection authenticated as, whatever the caller passes.
 
 DO $roles$
+DECLARE
+    v_role text;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regcalc_rules_owner') THEN
-        CREATE ROLE regcalc_rules_owner NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regcalc_analyst') THEN
-        CREATE ROLE regcalc_analyst NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regcalc_approver') THEN
-        CREATE ROLE regcalc_approver NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regcalc_reader') THEN
-        CREATE ROLE regcalc_reader NOLOGIN;
-    END IF;
+    FOREACH v_role IN ARRAY ARRAY['regcalc_rules_owner', 'regcalc_analyst', 'regcalc_approver', 'regcalc_reader'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = v_role) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
+        END IF;
+    END LOOP;
 END
 $roles$;
 

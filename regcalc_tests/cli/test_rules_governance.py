@@ -56,7 +56,7 @@ def test_verify_names_the_first_broken_event_and_the_eod_refuses_to_run(home, ru
 def test_init_db_prints_the_set_up_sql(home):
     code, out, _ = invoke("rules", "init-db")
     assert code == 0
-    for needed in ("CREATE ROLE regcalc_analyst NOLOGIN", "CREATE ROLE regcalc_approver NOLOGIN", "SECURITY DEFINER",
+    for needed in ("'regcalc_analyst', 'regcalc_approver'", "CREATE ROLE %I NOLOGIN", "SECURITY DEFINER",
                    "GRANT EXECUTE ON FUNCTION regcalc_rules.approve_rule(text) TO regcalc_approver"):
         assert needed in out
     assert "GRANT INSERT" not in out and "GRANT UPDATE" not in out and "GRANT DELETE" not in out
