@@ -192,7 +192,7 @@ class DuckDBRuleStore(RuleStore):
         con = connect(self.path)  # waits while another process holds the file ($REGCALC_LOCK_TIMEOUT)
         try:
             con.execute("BEGIN TRANSACTION")
-            con.execute(f"""CREATE TABLE IF NOT EXISTS rule_events (
+            con.execute("""CREATE TABLE IF NOT EXISTS rule_events (
                 seq BIGINT PRIMARY KEY, rule_id VARCHAR NOT NULL, version INTEGER NOT NULL,
                 action VARCHAR NOT NULL, actor VARCHAR NOT NULL, actor_verified BOOLEAN NOT NULL,
                 acted_at TIMESTAMP NOT NULL, body VARCHAR NOT NULL, prev_hash VARCHAR NOT NULL,
@@ -249,25 +249,25 @@ class DuckDBRuleStore(RuleStore):
                                        for rule_id, body in items])
             return versions
 
-    def _approve(self, rule_id, actor, was_verified) -> None:
+    def _after_latest(self, rule_id, actor, was_verified, action: str, refusal, step: int) -> None:
+        """Append ``action`` for the rule's latest version plus ``step``, unless ``refusal`` of its
+        versions says why not."""
         with self._checked() as (con, events):
             versions = fold_versions(rule_id, events)
-            refusal = approval_refusal(rule_id, versions, actor)
-            if refusal:
-                raise GovernanceError(refusal)
+            why = refusal(versions)
+            if why:
+                raise GovernanceError(why)
             latest = versions[-1]
-            self._append(con, events, [(rule_id, latest.version, "approve", actor, was_verified,
+            self._append(con, events, [(rule_id, latest.version + step, action, actor, was_verified,
                                         canonical_body(latest.body))])
 
+    def _approve(self, rule_id, actor, was_verified) -> None:
+        self._after_latest(rule_id, actor, was_verified, "approve",
+                           lambda versions: approval_refusal(rule_id, versions, actor), 0)
+
     def _retire(self, rule_id, actor, was_verified) -> None:
-        with self._checked() as (con, events):
-            versions = fold_versions(rule_id, events)
-            refusal = retirement_refusal(rule_id, versions)
-            if refusal:
-                raise GovernanceError(refusal)
-            latest = versions[-1]
-            self._append(con, events, [(rule_id, latest.version + 1, "retire", actor, was_verified,
-                                        canonical_body(latest.body))])
+        self._after_latest(rule_id, actor, was_verified, "retire",
+                           lambda versions: retirement_refusal(rule_id, versions), 1)
 
     def _acknowledge(self, subject, rule_ids, content, actor, was_verified) -> None:
         with self._checked() as (con, events):
@@ -303,10 +303,7 @@ class PostgresRuleStore(RuleStore):
         try:
             with con:
                 yield con.cursor()
-        except psycopg.errors.UndefinedTable:
-            raise GovernanceError(f"rule store {self.where()} is not set up: run `regcalc rules init-db --apply` "
-                                  "as its owner") from None
-        except psycopg.errors.InvalidSchemaName:
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
             raise GovernanceError(f"rule store {self.where()} is not set up: run `regcalc rules init-db --apply` "
                                   "as its owner") from None
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.NoDataFound, psycopg.errors.DataException) as exc:
@@ -323,37 +320,35 @@ class PostgresRuleStore(RuleStore):
         raise GovernanceError(f"the PostgreSQL rule store acts as the role you logged in as ({me}); "
                               f"acting as {named} is refused")
 
+    @staticmethod
+    def _read_in(cur) -> list[Event]:
+        cur.execute(f"SELECT {COLUMNS} FROM regcalc_rules.events ORDER BY seq")
+        return _events(cur.fetchall())
+
     def _read(self) -> list[Event]:
         with self._cursor() as cur:
-            cur.execute(f"SELECT {COLUMNS} FROM regcalc_rules.events ORDER BY seq")
-            return _events(cur.fetchall())
+            return self._read_in(cur)
 
-    def _checked_call(self, cur) -> None:
-        """The functions append after the stored chain; refuse to extend a broken one."""
-        cur.execute(f"SELECT {COLUMNS} FROM regcalc_rules.events ORDER BY seq")
-        verified(_events(cur.fetchall()), self.where())
+    def _call(self, sql: str, params: list) -> list[tuple]:
+        """One of the store's functions, after verifying the chain it will extend (in the same
+        transaction; the function takes the table's lock)."""
+        with self._cursor() as cur:
+            verified(self._read_in(cur), self.where())
+            cur.execute(sql, params)
+            return cur.fetchall()
 
     def _submit(self, items, actor, was_verified) -> dict[str, int]:
-        with self._cursor() as cur:
-            self._checked_call(cur)
-            cur.execute("SELECT submitted_rule_id, submitted_version FROM regcalc_rules.submit_rules(%s::jsonb)",
-                        [json.dumps([{"rule_id": rule_id, "body": body} for rule_id, body in items])])
-            return dict(cur.fetchall())
+        return dict(self._call("SELECT submitted_rule_id, submitted_version FROM regcalc_rules.submit_rules(%s::jsonb)",
+                               [json.dumps([{"rule_id": rule_id, "body": body} for rule_id, body in items])]))
 
     def _approve(self, rule_id, actor, was_verified) -> None:
-        with self._cursor() as cur:
-            self._checked_call(cur)
-            cur.execute("SELECT regcalc_rules.approve_rule(%s)", [rule_id])
+        self._call("SELECT regcalc_rules.approve_rule(%s)", [rule_id])
 
     def _retire(self, rule_id, actor, was_verified) -> None:
-        with self._cursor() as cur:
-            self._checked_call(cur)
-            cur.execute("SELECT regcalc_rules.retire_rule(%s)", [rule_id])
+        self._call("SELECT regcalc_rules.retire_rule(%s)", [rule_id])
 
     def _acknowledge(self, subject, rule_ids, content, actor, was_verified) -> None:
-        with self._cursor() as cur:
-            self._checked_call(cur)
-            cur.execute("SELECT regcalc_rules.acknowledge_impact(%s, %s, %s)", [subject, rule_ids, content])
+        self._call("SELECT regcalc_rules.acknowledge_impact(%s, %s, %s)", [subject, rule_ids, content])
 
     def init_db(self) -> None:
         """Apply the set-up SQL through this DSN (a superuser's or the database owner's)."""

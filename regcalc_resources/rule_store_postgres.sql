@@ -146,6 +146,19 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     ORDER BY e.version DESC LIMIT 1
 $$;
 
+-- the table locked for this transaction, then the rule's latest version; an unknown rule is an error
+CREATE OR REPLACE FUNCTION regcalc_rules.lock_latest_version(p_rule_id text,
+        OUT version integer, OUT made_by text, OUT made_as text, OUT body text, OUT approved boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    LOCK TABLE regcalc_rules.rule_events IN SHARE ROW EXCLUSIVE MODE;
+    SELECT * INTO version, made_by, made_as, body, approved FROM regcalc_rules.latest_version(p_rule_id);
+    IF version IS NULL THEN
+        RAISE EXCEPTION 'rule %: no such rule', p_rule_id USING ERRCODE = 'no_data_found';
+    END IF;
+END
+$$;
+
 -- approve the latest pending version (a submission or a retirement), never by its maker
 CREATE OR REPLACE FUNCTION regcalc_rules.approve_rule(p_rule_id text) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -153,11 +166,7 @@ DECLARE
     v_latest record;
     v_actor  text := regcalc_rules.actor();
 BEGIN
-    LOCK TABLE regcalc_rules.rule_events IN SHARE ROW EXCLUSIVE MODE;
-    SELECT * INTO v_latest FROM regcalc_rules.latest_version(p_rule_id);
-    IF v_latest.version IS NULL THEN
-        RAISE EXCEPTION 'rule %: no such rule', p_rule_id USING ERRCODE = 'no_data_found';
-    END IF;
+    SELECT * INTO v_latest FROM regcalc_rules.lock_latest_version(p_rule_id);
     IF v_latest.approved THEN
         RAISE EXCEPTION 'rule %: version % is %, not awaiting approval', p_rule_id, v_latest.version,
             CASE WHEN v_latest.made_as = 'retire' THEN 'retired' ELSE 'approved' END
@@ -180,11 +189,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_latest record;
 BEGIN
-    LOCK TABLE regcalc_rules.rule_events IN SHARE ROW EXCLUSIVE MODE;
-    SELECT * INTO v_latest FROM regcalc_rules.latest_version(p_rule_id);
-    IF v_latest.version IS NULL THEN
-        RAISE EXCEPTION 'rule %: no such rule', p_rule_id USING ERRCODE = 'no_data_found';
-    END IF;
+    SELECT * INTO v_latest FROM regcalc_rules.lock_latest_version(p_rule_id);
     IF v_latest.made_as = 'retire' THEN
         IF v_latest.approved THEN
             RAISE EXCEPTION 'rule %: already retired', p_rule_id USING ERRCODE = 'insufficient_privilege';
@@ -227,6 +232,7 @@ $$;
 
 REVOKE ALL ON FUNCTION regcalc_rules.append_event(text, integer, text, text, timestamp) FROM PUBLIC;
 REVOKE ALL ON FUNCTION regcalc_rules.latest_version(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION regcalc_rules.lock_latest_version(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION regcalc_rules.submit_rules(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION regcalc_rules.approve_rule(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION regcalc_rules.retire_rule(text) FROM PUBLIC;
